@@ -1,0 +1,94 @@
+"""Environment defaults and the process-wide ``default_cache()``.
+
+The environment is read once, when the default cache is made. A setting that cannot be parsed
+is logged and its default used; an unsafe or unusable directory is logged and the default
+cache runs memory-only: a cold start never aborts over the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._core import TieredCache
+
+__all__ = ["default_cache", "settings_from_env"]
+
+log = logging.getLogger("tiered_cache")
+
+# name -> (TieredCache argument, parser)
+_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "TIERED_CACHE_DIR": ("directory", str),
+    "TIERED_CACHE_TTL": ("ttl", float),
+    "TIERED_CACHE_JITTER": ("jitter", float),
+    "TIERED_CACHE_STALE_IF_ERROR": ("stale_if_error", float),
+    "TIERED_CACHE_MEMORY_ITEMS": ("memory_items", int),
+    "TIERED_CACHE_MEMORY_BYTES": ("memory_bytes", int),
+    "TIERED_CACHE_DISK_BYTES": ("disk_bytes", int),
+    "TIERED_CACHE_LOCK_TIMEOUT": ("lock_timeout", float),
+    "TIERED_CACHE_SERIALIZER": ("serializer", str),
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+
+_lock = threading.Lock()
+_default: TieredCache | None = None
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """TieredCache keyword arguments from ``TIERED_CACHE_*`` variables (bad ones logged)."""
+    env = os.environ if environ is None else environ
+    settings: dict[str, Any] = {}
+    for name, (argument, parse) in _VARIABLES.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            settings[argument] = parse(raw)
+        except ValueError:
+            log.error(
+                "tiered-cache: ignoring %s=%r: expected %s; using the default",
+                name, raw, "an integer" if parse is int else "a number",
+            )
+    if env.get("TIERED_CACHE_DISABLE_DISK", "").strip().lower() in _TRUE:
+        settings["disk"] = False
+    return settings
+
+
+def _make(settings: dict[str, Any]) -> TieredCache:
+    from ._core import TieredCache
+    from .exceptions import UnsafeCacheDirectoryError
+
+    try:
+        return TieredCache(**settings)
+    except (UnsafeCacheDirectoryError, ValueError, OSError) as exc:
+        log.error("tiered-cache: %s; running memory-only", exc)
+        settings = {k: v for k, v in settings.items() if k not in ("directory", "disk_bytes")}
+        try:
+            return TieredCache(**settings, disk=False)
+        except ValueError as again:
+            log.error("tiered-cache: %s; using the built-in defaults", again)
+            return TieredCache(disk=False)
+
+
+def default_cache() -> TieredCache:
+    """The process-wide cache used by ``tiered.cache`` and the AWS helpers. Thread-safe."""
+    global _default
+    cache = _default
+    if cache is None:
+        with _lock:
+            if _default is None:
+                _default = _make(settings_from_env())
+            cache = _default
+    return cache
+
+
+def _reset_default_cache() -> None:
+    """Forget the default cache (tests, or after changing the environment)."""
+    global _default
+    with _lock:
+        _default = None

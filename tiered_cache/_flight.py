@@ -1,0 +1,103 @@
+"""Single-flight: at most one load per key, across threads and across processes.
+
+Two locks, taken in order: a per-key ``threading.Lock`` (created on demand, dropped when no
+thread holds or waits for it), then, for entries that go to disk, one of 64 ``filelock`` stripes
+under the cache directory. Every wait is bounded: by the caller's timeout and, where a Lambda
+deadline is known (see :func:`deadline_scope`), by the time left before it. A waiter that runs
+out of time goes on without the lock and loads by itself: correctness never depends on a lock,
+only the number of origin calls does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Final
+
+__all__ = ["Flight", "bounded_wait", "deadline_scope", "file_lock"]
+
+STRIPES: Final = 64
+# Time kept back from a known deadline so the handler can still use what it waited for.
+DEADLINE_MARGIN: Final = 1.0
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "tiered_cache_deadline", default=None
+)
+
+
+@contextlib.contextmanager
+def deadline_scope(deadline: float | None) -> Iterator[None]:
+    """Within this block, lock waits end ``DEADLINE_MARGIN`` s before wall-clock ``deadline``."""
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def bounded_wait(timeout: float) -> float:
+    """``timeout``, shortened to fit before the current deadline (never below zero)."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    return max(0.0, min(timeout, deadline - time.time() - DEADLINE_MARGIN))
+
+
+class Flight:
+    """Per-key thread locks, created on demand and dropped when unused. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, list[Any]] = {}  # key -> [lock, users]
+        self.timeouts = 0
+
+    @contextlib.contextmanager
+    def hold(self, key: str, timeout: float) -> Iterator[bool]:
+        """Hold the key's lock for the block; yields False if ``timeout`` ran out first."""
+        with self._guard:
+            slot = self._locks.get(key)
+            if slot is None:
+                slot = self._locks[key] = [threading.Lock(), 0]
+            slot[1] += 1
+        lock: threading.Lock = slot[0]
+        acquired = lock.acquire(timeout=timeout) if timeout > 0 else lock.acquire(False)
+        if not acquired:
+            self.timeouts += 1
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                lock.release()
+            with self._guard:
+                slot[1] -= 1
+                if slot[1] == 0:
+                    del self._locks[key]
+
+
+@contextlib.contextmanager
+def file_lock(locks_dir: str, key: str, timeout: float) -> Iterator[bool]:
+    """Hold the cross-process lock stripe of ``key``; yields False on timeout or any error.
+
+    A lock file that cannot be made or locked (full or read-only disk) counts as not acquired:
+    the caller goes on and loads, as it would after a timeout.
+    """
+    import filelock
+
+    stripe = int(hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:8], 16)
+    path = os.path.join(locks_dir, f"{stripe % STRIPES:02d}.lock")
+    lock = filelock.FileLock(path, timeout=timeout, thread_local=False, is_singleton=False)
+    try:
+        lock.acquire(timeout=timeout, poll_interval=0.005)
+    except (filelock.Timeout, OSError):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            lock.release()
