@@ -52,7 +52,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
         except ValueError:
             log.error(
                 "tiered-cache: ignoring %s=%r: expected %s; using the default",
-                name, raw, "an integer" if parse is int else "a number",
+                name,
+                raw,
+                "an integer" if parse is int else "a number",
             )
     if env.get("TIERED_CACHE_DISABLE_DISK", "").strip().lower() in _TRUE:
         settings["disk"] = False

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import random
-import threading
 import time
 from collections.abc import Callable
 from typing import IO, Any, Final, Literal, TypeVar
@@ -77,9 +76,7 @@ class TieredCache:
         self._clock = clock
         self._memory = MemoryTier(memory_items, memory_bytes)
         self._mem = self._memory.data  # the hit path's dict, read without a lock
-        self._disk: DiskTier | None = (
-            DiskTier(directory, disk_bytes, serializer) if disk else None
-        )
+        self._disk: DiskTier | None = DiskTier(directory, disk_bytes, serializer) if disk else None
         self._flight = Flight()
         self._not_before = -_INF  # entries stored earlier count as expired (SnapStart)
         self._random = random.random
@@ -269,9 +266,7 @@ class TieredCache:
                         return found.value  # type: ignore[no-any-return]
                 return self._call_loader(key, loader, ttl, sie, persist, bound)
 
-    def _current(
-        self, key: str, max_age: float, not_before: float, persist: bool
-    ) -> Entry | None:
+    def _current(self, key: str, max_age: float, not_before: float, persist: bool) -> Entry | None:
         """A fresh entry from memory, else (with ``persist``) from disk, or None."""
         now = self._clock()
         entry = self._memory.get(key)
@@ -358,9 +353,10 @@ class TieredCache:
             )
         sie = self.stale_if_error if stale_if_error is None else stale_if_error
         self.misses += 1
-        with self._flight.hold(key, bounded_wait(self.lock_timeout)) as held, file_lock(
-            disk.locks_dir, key, bounded_wait(self.lock_timeout)
-        ) as locked:
+        with (
+            self._flight.hold(key, bounded_wait(self.lock_timeout)) as held,
+            file_lock(disk.locks_dir, key, bounded_wait(self.lock_timeout)) as locked,
+        ):
             if held or locked:
                 entry = self._file_entry(key, bound)
                 if entry is not None:

@@ -19,18 +19,17 @@ __all__ = ["CachedFunction", "cache", "stable_repr"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
 
 _INF = float("inf")
 _STABLE_SCALARS = (str, bytes, int, float, bool, type(None))
 
 
-class CachedFunction(Protocol, Generic[P, R_co]):
+class CachedFunction(Protocol, Generic[P, R]):
     """What ``@tiered.cache`` returns: the function, plus its cache controls."""
 
-    __wrapped__: Callable[P, R_co]
+    __wrapped__: Callable[P, R]
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """The key this call would use."""
@@ -40,7 +39,7 @@ class CachedFunction(Protocol, Generic[P, R_co]):
         """Drop this call's entry from every tier; True if one was there."""
         ...
 
-    def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R_co:
+    def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the function anew, store its result and return it."""
         ...
 
@@ -63,13 +62,14 @@ def stable_repr(value: Any, owner: str) -> str:
     )
 
 
-def _binder(func: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]:
+_Binder = Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]
+
+
+def _binder(func: Callable[..., Any]) -> _Binder:
     """A function mapping (args, kwargs) to {parameter: value}, defaults applied."""
     sig = inspect.signature(func)
     params = list(sig.parameters.values())
-    simple = all(
-        p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params
-    )
+    simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
 
     def slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         bound = sig.bind(*args, **kwargs)
@@ -86,7 +86,7 @@ def _binder(func: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, An
         if kwargs or len(args) > len(positional):
             return slow(args, kwargs)
         values = dict(defaults)
-        values.update(zip(positional, args))
+        values.update(zip(positional, args, strict=False))
         if len(values) != count:
             return slow(args, kwargs)  # raises the usual "missing argument" TypeError
         return values
@@ -204,8 +204,13 @@ def _decorate(
 
     def refresh(*args: Any, **kwargs: Any) -> Any:
         return resolve().load(
-            cache_key(*args, **kwargs), lambda: func(*args, **kwargs), ttl, stale_if_error,
-            persist, max_age, refresh=True,
+            cache_key(*args, **kwargs),
+            lambda: func(*args, **kwargs),
+            ttl,
+            stale_if_error,
+            persist,
+            max_age,
+            refresh=True,
         )
 
     wrapper.cache_key = cache_key  # type: ignore[attr-defined]

@@ -194,7 +194,10 @@ class DiskTier:
             )
             log.warning(
                 "tiered-cache: the disk tier at %s failed (%s: %s); %s",
-                self.root, type(exc).__name__, exc, action,
+                self.root,
+                type(exc).__name__,
+                exc,
+                action,
             )
         else:
             log.debug("tiered-cache: disk tier fault: %r", exc)
@@ -242,7 +245,8 @@ class DiskTier:
                 raise
             log.warning(
                 "tiered-cache: the cache database in %s is corrupt (%s); rebuilding it",
-                self.db_dir, exc,
+                self.db_dir,
+                exc,
             )
             self.corrupt += 1
             self._remove_database()
@@ -469,9 +473,7 @@ class DiskTier:
         with contextlib.suppress(OSError), os.scandir(self.objects_dir) as it:
             for item in it:
                 with contextlib.suppress(OSError):
-                    if now - item.stat().st_mtime > _ORPHAN_AGE and not self._referenced(
-                        item.name
-                    ):
+                    if now - item.stat().st_mtime > _ORPHAN_AGE and not self._referenced(item.name):
                         os.remove(item.path)
 
     def _referenced(self, name: str) -> bool:

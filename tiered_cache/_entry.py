@@ -69,8 +69,13 @@ class Entry:
     def replace_value(self, value: Any, flags: int) -> Entry:
         """A copy of this entry holding ``value`` instead (same times and version)."""
         return Entry(
-            value, self.stored_at, self.expires_at, self.stale_until, self.version,
-            self.size, flags,
+            value,
+            self.stored_at,
+            self.expires_at,
+            self.stale_until,
+            self.version,
+            self.size,
+            flags,
         )
 
     def __repr__(self) -> str:
@@ -88,7 +93,11 @@ def encode(key: str, entry: Entry, payload: bytes, flags: int) -> bytes:
     return b"".join(
         (
             _HEAD.pack(
-                _MAGIC, flags, entry.stored_at, entry.expires_at, entry.stale_until,
+                _MAGIC,
+                flags,
+                entry.stored_at,
+                entry.expires_at,
+                entry.stale_until,
                 len(key_bytes),
             ),
             key_bytes,

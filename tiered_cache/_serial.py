@@ -11,7 +11,7 @@ import pickle
 import struct
 from typing import Any, Final
 
-__all__ = ["SAFE", "PICKLE", "dumps", "loads", "unsupported_type_error"]
+__all__ = ["PICKLE", "SAFE", "dumps", "loads", "unsupported_type_error"]
 
 SAFE: Final = "safe"
 PICKLE: Final = "pickle"
