@@ -144,9 +144,20 @@ class TieredCache:
     # -- writing ----------------------------------------------------------------------------
 
     def _new_entry(
-        self, value: Any, ttl: float, stale_if_error: float, version: str | None = None
+        self,
+        value: Any,
+        ttl: float,
+        stale_if_error: float,
+        version: str | None = None,
+        now: float | None = None,
     ) -> Entry:
-        now = self._clock()
+        """An entry stamped ``now`` (default: the clock) whose jittered lifetime <= ``ttl``.
+
+        Loads pass the time they *started*: an origin update made while the load ran still
+        reaches every caller within ``ttl`` of that update.
+        """
+        if now is None:
+            now = self._clock()
         lifetime = ttl * (1.0 - self.jitter * self._random())
         expires = now + lifetime
         return Entry(value, now, expires, expires + stale_if_error, version)
@@ -242,9 +253,11 @@ class TieredCache:
         ``refresh=True`` loads anew unless another thread or process stored the key after
         this call began (concurrent refreshes coalesce into one origin call).
         """
+        if max_age is None:  # the caller's own ttl bounds the age; none: stored expiry alone
+            max_age = _INF if ttl is None else ttl
         ttl = self.ttl if ttl is None else _check_seconds("ttl", ttl)
         sie = self.stale_if_error if stale_if_error is None else stale_if_error
-        bound = _INF if refresh else (ttl if max_age is None else max_age)
+        bound = _INF if refresh else max_age
         not_before = self._clock() if refresh else -_INF
         if not refresh:
             found = self._current(key, bound, not_before, persist)
@@ -307,6 +320,7 @@ class TieredCache:
         bound: float,
     ) -> T:
         self.loads += 1
+        started = self._clock()
         try:
             value = loader()
         except Exception:
@@ -316,7 +330,7 @@ class TieredCache:
                 raise
             log.warning("tiered-cache: loading %r failed; serving the stale value", key)
             return stale.value  # type: ignore[no-any-return]
-        self._store(key, self._new_entry(value, ttl, stale_if_error), persist)
+        self._store(key, self._new_entry(value, ttl, stale_if_error, now=started), persist)
         return value
 
     # -- file-backed entries -------------------------------------------------------------------
@@ -386,6 +400,7 @@ class TieredCache:
         version = previous.version if previous is not None else None
         temp_path, dest = disk.temp_file()
         self.loads += 1
+        started = self._clock()
         try:
             with dest:
                 new_version = fetch(dest, version)
@@ -401,7 +416,7 @@ class TieredCache:
             if previous is None:
                 raise TieredCacheError("tiered-cache: fetch answered NOT_MODIFIED to no version")
             path: str = previous.value
-            renewed = self._new_entry(path, ttl, stale_if_error, version)
+            renewed = self._new_entry(path, ttl, stale_if_error, version, now=started)
             renewed.flags, renewed.size = previous.flags, len(path)
             payload = _serial.dumps([os.path.basename(path), _file_size(path)], _serial.SAFE)
             self._memory.set(key, renewed)
@@ -415,7 +430,7 @@ class TieredCache:
                 f"whole disk budget of {disk.budget} bytes; raise TIERED_CACHE_DISK_BYTES "
                 "(and the function's ephemeral storage) to cache it"
             )
-        fresh = self._new_entry(None, ttl, stale_if_error, new_version)
+        fresh = self._new_entry(None, ttl, stale_if_error, new_version, now=started)
         stored = disk.commit_file(key, temp_path, fresh)
         if stored is None:
             raise TieredCacheError(
