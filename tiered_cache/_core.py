@@ -120,22 +120,24 @@ class TieredCache:
         return default if entry is None else entry.value
 
     def _fresh(
-        self, entry: Entry | None, now: float, max_age: float, not_before: float = -_INF
+        self, entry: Entry | None, now: float, max_age: float, seen: Entry | None = None
     ) -> bool:
+        """Fresh for this caller; with ``seen`` (a refresh), also newer than what it saw."""
         return (
             entry is not None
-            and max(self._not_before, not_before) <= entry.stored_at <= now < entry.expires_at
+            and self._not_before <= entry.stored_at <= now < entry.expires_at
             and now - entry.stored_at < max_age
+            and (seen is None or _differs(entry, seen))
         )
 
     def _from_disk(
-        self, key: str, max_age: float, now: float, not_before: float = -_INF
+        self, key: str, max_age: float, now: float, seen: Entry | None = None
     ) -> Entry | None:
         """A fresh entry from disk, promoted to memory with its remaining lifetime."""
         if self._disk is None:
             return None
         entry = self._disk.get(key)
-        if entry is not None and self._fresh(entry, now, max_age, not_before):
+        if entry is not None and self._fresh(entry, now, max_age, seen):
             self.disk_hits += 1
             self._memory.set(key, entry)
             return entry
@@ -250,23 +252,25 @@ class TieredCache:
 
         ``max_age`` bounds the age of an entry for this call separately from the ``ttl`` it
         stores with (``max_age=0``: always load, and store for ``ttl`` for everyone else).
-        ``refresh=True`` loads anew unless another thread or process stored the key after
-        this call began (concurrent refreshes coalesce into one origin call).
+        ``refresh=True`` loads anew unless another thread or process stored a new entry for
+        the key while this call waited (concurrent refreshes coalesce into one origin call).
         """
         if max_age is None:  # the caller's own ttl bounds the age; none: stored expiry alone
             max_age = _INF if ttl is None else ttl
         ttl = self.ttl if ttl is None else _check_seconds("ttl", ttl)
         sie = self.stale_if_error if stale_if_error is None else stale_if_error
         bound = _INF if refresh else max_age
-        not_before = self._clock() if refresh else -_INF
+        # A refresh loads anew unless the entry changed while it waited for the lock: then
+        # another thread or process has just loaded it, and concurrent refreshes coalesce.
+        seen = (self._stale(key, persist) or _NOTHING) if refresh else None
         if not refresh:
-            found = self._current(key, bound, not_before, persist)
+            found = self._current(key, bound, seen, persist)
             if found is not None:
                 return found.value  # type: ignore[no-any-return]
         self.misses += 1
         with self._flight.hold(key, bounded_wait(self.lock_timeout)) as held:
             if held:
-                found = self._current(key, bound, not_before, persist)
+                found = self._current(key, bound, seen, persist)
                 if found is not None:
                     return found.value  # type: ignore[no-any-return]
             disk = self._disk
@@ -274,19 +278,19 @@ class TieredCache:
                 return self._call_loader(key, loader, ttl, sie, persist, bound)
             with file_lock(disk.locks_dir, key, bounded_wait(self.lock_timeout)) as locked:
                 if locked:
-                    found = self._current(key, bound, not_before, persist)
+                    found = self._current(key, bound, seen, persist)
                     if found is not None:
                         return found.value  # type: ignore[no-any-return]
                 return self._call_loader(key, loader, ttl, sie, persist, bound)
 
-    def _current(self, key: str, max_age: float, not_before: float, persist: bool) -> Entry | None:
+    def _current(self, key: str, max_age: float, seen: Entry | None, persist: bool) -> Entry | None:
         """A fresh entry from memory, else (with ``persist``) from disk, or None."""
         now = self._clock()
         entry = self._memory.get(key)
-        if self._fresh(entry, now, max_age, not_before):
+        if self._fresh(entry, now, max_age, seen):
             self.memory_hits += 1
             return entry
-        return self._from_disk(key, max_age, now, not_before) if persist else None
+        return self._from_disk(key, max_age, now, seen) if persist else None
 
     def _stale(self, key: str, persist: bool) -> Entry | None:
         entry = self._memory.get(key)
@@ -480,6 +484,18 @@ class TieredCache:
 
     def __repr__(self) -> str:
         return f"TieredCache(directory={self.directory!r}, ttl={self.ttl})"
+
+
+_NOTHING: Final = Entry(None, -_INF, -_INF, -_INF)
+
+
+def _differs(entry: Entry, seen: Entry) -> bool:
+    """True if ``entry`` was stored by another load than ``seen`` (works across processes)."""
+    return (entry.stored_at, entry.expires_at, entry.version) != (
+        seen.stored_at,
+        seen.expires_at,
+        seen.version,
+    )
 
 
 def _check_seconds(name: str, value: float) -> float:
