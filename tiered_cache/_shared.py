@@ -1,0 +1,357 @@
+"""The shared tier: envelopes in Redis or Valkey, for every execution environment of a fleet.
+
+A dumb store, like the other tiers: it keeps envelopes (``_entry.encode``) and never decides
+what is fresh. Each is written with a Redis expiry no later than the envelope's ``stale_until``
+(the core passes the lifetime left), so Redis drops what no caller could use any more.
+
+- Safe serializer only: an envelope whose payload was pickled, or that names a file, is refused
+  on read (a miss); nothing read from Redis is ever unpickled.
+- Keys never become Redis key names: a key is stored as ``<prefix>v1:<sha256(key)>``, its fleet
+  lock as ``<prefix>lock:<sha256(key)>``. The prefix lets many functions share one cluster.
+- A sick Redis costs little: connect and read timeouts of 50 ms by default, no client retries,
+  and a circuit breaker: after ``failures`` consecutive errors the tier is skipped for
+  ``cool_down`` seconds, then tried again. No Redis exception ever reaches the caller: a failed
+  read is a miss, a failed write is skipped, a failed lock is not held.
+- Fleet-wide single-flight: :meth:`SharedTier.lock` takes ``SET <lock> <token> NX PX <lease>``
+  and waits a bounded time for it; the release deletes the lock only if it still holds this
+  caller's token (a small Lua script), so an expired lease never frees another caller's lock.
+
+Thread-safe and process-safe (each process makes its own connection pool, lazily). ``redis``
+is imported when the first command is sent, never by ``import tiered_cache``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import _serial
+from ._entry import Entry, decode, encode
+
+__all__ = ["DEFAULT_PREFIX", "SharedTier", "connection_kwargs"]
+
+log = logging.getLogger("tiered_cache")
+
+DEFAULT_PREFIX: Final = "tiered-cache:"
+DEFAULT_TIMEOUT: Final = 0.05  # seconds, for both connect and read
+
+# Delete the lock only while it still holds our token: an expired lease that another caller
+# took since must stay theirs.
+_RELEASE: Final = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+_BOOLS: Final = {"1": True, "true": True, "yes": True, "on": True}
+_QUERY: Final[dict[str, Callable[[str], Any]]] = {
+    "db": int,
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "ssl_cert_reqs": str,
+    "ssl_ca_certs": str,
+    "ssl_check_hostname": lambda raw: _BOOLS.get(raw.strip().lower(), False),
+    "client_name": str,
+}
+
+
+def connection_kwargs(
+    url: str, connect_timeout: float | None = None, timeout: float | None = None
+) -> dict[str, Any]:
+    """``redis.Redis`` keyword arguments for a ``redis://`` or ``rediss://`` URL.
+
+    ``rediss://`` turns on TLS (``ssl=True``); user name and password come from the URL
+    (percent-decoded); the database from the path or ``?db=``. Timeouts: the arguments, else
+    ``?socket_connect_timeout=`` / ``?socket_timeout=`` in the URL, else 50 ms. Raises
+    ``ValueError`` for another scheme or an unknown query option.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(
+            f"tiered-cache: the shared tier needs a redis:// or rediss:// URL, not {url!r} "
+            "(check TIERED_CACHE_REDIS_URL)"
+        )
+    kwargs: dict[str, Any] = {
+        "host": unquote(parts.hostname or "localhost"),
+        "port": parts.port or 6379,
+        "db": 0,
+        "ssl": parts.scheme == "rediss",
+        "username": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+    }
+    path = unquote(parts.path).strip("/")
+    if path:
+        try:
+            kwargs["db"] = int(path)
+        except ValueError as exc:
+            raise ValueError(f"tiered-cache: the database in {url!r} is not a number") from exc
+    for name, values in parse_qs(parts.query).items():
+        parse = _QUERY.get(name)
+        if parse is None:
+            raise ValueError(
+                f"tiered-cache: unknown option {name!r} in the Redis URL; known: "
+                + ", ".join(sorted(_QUERY))
+            )
+        try:
+            kwargs[name] = parse(values[-1])
+        except ValueError as exc:
+            raise ValueError(f"tiered-cache: bad value for {name!r} in the Redis URL") from exc
+    if connect_timeout is not None:
+        kwargs["socket_connect_timeout"] = connect_timeout
+    kwargs.setdefault("socket_connect_timeout", DEFAULT_TIMEOUT)
+    if timeout is not None:
+        kwargs["socket_timeout"] = timeout
+    kwargs.setdefault("socket_timeout", DEFAULT_TIMEOUT)
+    return kwargs
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class _Failed:
+    """Marks a command the tier did not complete (skipped or failed)."""
+
+
+_FAILED: Final = _Failed()
+
+
+class SharedTier:
+    """Envelopes in Redis/Valkey shared by a fleet; see the module docstring.
+
+    Give either ``url`` (``redis://`` or ``rediss://``) or a prebuilt ``client`` (for example
+    a ``redis.RedisCluster``; its own timeouts and retries then apply). ``clock`` times the
+    breaker's cool-down (wall clock, injectable). ``lock_wait`` bounds a wait for another
+    caller's fleet lock; ``lock_lease`` is how long a lock lives if its holder dies. Values
+    whose envelope exceeds ``max_bytes`` are not shared.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        prefix: str = DEFAULT_PREFIX,
+        connect_timeout: float | None = None,
+        timeout: float | None = None,
+        failures: int = 3,
+        cool_down: float = 30.0,
+        lock_wait: float = 2.0,
+        lock_lease: float = 10.0,
+        max_bytes: int = 2**20,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if (url is None) == (client is None):
+            raise ValueError("tiered-cache: give SharedTier either a Redis URL or a client")
+        if failures < 1 or cool_down < 0 or lock_wait < 0 or lock_lease <= 0 or max_bytes < 1:
+            raise ValueError(
+                "tiered-cache: SharedTier needs failures >= 1, cool_down >= 0, lock_wait >= 0, "
+                "lock_lease > 0 and max_bytes >= 1"
+            )
+        self.kwargs = connection_kwargs(url, connect_timeout, timeout) if url is not None else None
+        self.prefix = prefix
+        self.failures = failures
+        self.cool_down = float(cool_down)
+        self.lock_wait = float(lock_wait)
+        self.lock_lease = float(lock_lease)
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self._redis: Any = client
+        self._make_lock = threading.Lock()
+        self._consecutive = 0
+        self._opened_at = 0.0
+        self._open_until = 0.0
+        self._warned = False
+        self.attempts = 0  # commands sent (or tried) to Redis
+        self.errors = 0  # commands that failed
+        self.skipped = 0  # commands not tried because the breaker was open
+        self.breaker_opens = 0
+        self.corrupt = 0  # values refused: not an envelope, pickled, a file, damaged
+        self.lock_timeouts = 0
+
+    def __repr__(self) -> str:
+        where = "client" if self.kwargs is None else f"{self.kwargs['host']}:{self.kwargs['port']}"
+        return f"SharedTier({where}, prefix={self.prefix!r}, state={self.state!r})"
+
+    # -- names ------------------------------------------------------------------------------
+
+    def _hashed(self, key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def data_key(self, key: str) -> str:
+        """The Redis key holding ``key``'s envelope."""
+        return f"{self.prefix}v1:{self._hashed(key)}"
+
+    def lock_key(self, key: str) -> str:
+        """The Redis key of ``key``'s fleet-wide lock."""
+        return f"{self.prefix}lock:{self._hashed(key)}"
+
+    # -- health -----------------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """False while the breaker is open (the tier is skipped until the cool-down ends)."""
+        if self._open_until == 0.0:
+            return True
+        now = self.clock()
+        return now >= self._open_until or now < self._opened_at  # clock stepped back: retry
+
+    @property
+    def state(self) -> str:
+        """The breaker: "closed" (in use), "open" (skipped), "half-open" (next try is a trial)."""
+        if self._open_until == 0.0:
+            return "closed"
+        return "half-open" if self.available else "open"
+
+    def _client(self) -> Any:
+        client = self._redis
+        if client is not None:
+            return client
+        with self._make_lock:
+            if self._redis is None:
+                import redis
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
+
+                # No client retries: the breaker decides when to try again.
+                self._redis = redis.Redis(**(self.kwargs or {}), retry=Retry(NoBackoff(), 0))
+            return self._redis
+
+    def _run(self, command: Callable[[Any], Any]) -> Any:
+        """``command(client)``'s result, or ``_FAILED`` (breaker open, or any error)."""
+        if not self.available:
+            self.skipped += 1
+            return _FAILED
+        self.attempts += 1
+        try:
+            result = command(self._client())
+        except Exception as exc:
+            self._failure(exc)
+            return _FAILED
+        if self._consecutive:
+            self._consecutive = 0
+            self._open_until = 0.0
+        return result
+
+    def _failure(self, exc: BaseException) -> None:
+        self.errors += 1
+        self._consecutive += 1
+        if self._consecutive < self.failures:
+            log.debug("tiered-cache: shared tier error: %r", exc)
+            return
+        now = self.clock()
+        self._opened_at, self._open_until = now, now + self.cool_down
+        self.breaker_opens += 1
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "tiered-cache: the shared tier failed %d times in a row (%s: %s); skipping it "
+                "for %g s at a time until it answers again",
+                self._consecutive,
+                type(exc).__name__,
+                exc,
+                self.cool_down,
+            )
+        else:
+            log.debug("tiered-cache: shared tier still failing: %r", exc)
+
+    # -- envelopes ----------------------------------------------------------------------------
+
+    def get(self, key: str) -> tuple[Entry, bytes] | None:
+        """The stored entry for ``key`` and its safe payload, or None (missing, refused, down)."""
+        data = self._run(lambda r: r.get(self.data_key(key)))
+        if data is _FAILED or data is None:
+            return None
+        try:
+            if type(data) is not bytes:
+                raise ValueError("not bytes")
+            entry = decode(key, data, _serial.SAFE)  # a pickled payload raises ValueError
+            if entry.flags:
+                raise ValueError("pickled or file-backed envelope")
+        except ValueError:
+            self.corrupt += 1
+            return None
+        return entry, data[len(data) - entry.size :]
+
+    def set(self, key: str, entry: Entry, payload: bytes, lifetime: float) -> bool:
+        """Store an envelope (safe ``payload``) for ``lifetime`` seconds, rounded down.
+
+        False when not written: lifetime under 1 ms, too large, or Redis unavailable.
+        """
+        millis = int(lifetime * 1000.0)
+        if millis < 1:
+            return False
+        data = encode(key, entry, payload, 0)
+        if len(data) > self.max_bytes:
+            return False
+        return self._run(lambda r: r.set(self.data_key(key), data, px=millis)) is True
+
+    def delete(self, key: str) -> bool:
+        """Drop ``key``'s envelope; True if Redis held it."""
+        found = self._run(lambda r: r.delete(self.data_key(key)))
+        return found is not _FAILED and bool(found)
+
+    def clear(self) -> None:
+        """Drop every envelope under this tier's prefix (for every function sharing it)."""
+
+        def clear_all(r: Any) -> None:
+            batch: list[Any] = []
+            for name in r.scan_iter(match=_glob_escape(self.prefix) + "v1:*", count=500):
+                batch.append(name)
+                if len(batch) >= 500:
+                    r.delete(*batch)
+                    batch.clear()
+            if batch:
+                r.delete(*batch)
+
+        self._run(clear_all)
+
+    # -- fleet-wide single-flight ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, key: str, wait: float) -> Iterator[bool]:
+        """Hold ``key``'s fleet lock for the block; yields False after ``wait`` s or an error.
+
+        The wait polls (2 ms, doubling up to 50 ms). The lock lives at most ``lock_lease`` s;
+        the release removes it only if this caller still holds it.
+        """
+        name = self.lock_key(key)
+        token = secrets.token_hex(16)
+        lease = max(1, int(self.lock_lease * 1000.0))
+        deadline = time.monotonic() + max(0.0, wait)
+        delay = 0.002
+        acquired = False
+        while True:
+            got = self._run(lambda r: r.set(name, token, nx=True, px=lease))
+            if got is _FAILED:
+                break
+            if got:
+                acquired = True
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.lock_timeouts += 1
+                break
+            time.sleep(min(delay, left))
+            delay = min(delay * 2.0, 0.05)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                self._run(lambda r: r.eval(_RELEASE, 1, name, token))
+
+    def stats(self) -> dict[str, int]:
+        """Counters since this tier was made."""
+        return {
+            "shared_attempts": self.attempts,
+            "shared_errors": self.errors,
+            "shared_skipped": self.skipped,
+            "shared_breaker_opens": self.breaker_opens,
+            "shared_corrupt": self.corrupt,
+            "shared_lock_timeouts": self.lock_timeouts,
+        }
