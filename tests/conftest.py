@@ -1,0 +1,179 @@
+"""Fixtures every test directory can reuse: a fake clock, a private cache directory, a cache
+built on both, a fresh-interpreter runner, and a real small tmpfs (root only).
+
+Kept generic on purpose: tests/aws, tests/reliability and tests/shared add their own
+conftest.py on top of this one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tiered_cache as tiered
+from tiered_cache import _config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakeClock:
+    """A wall clock that only moves when told to: ``clock()`` reads, ``advance(s)`` ticks."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+    def set(self, when: float) -> None:
+        self.now = float(when)
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> str:
+    """A path (not yet created) for a private cache directory; TieredCache makes it 0700."""
+    return str(tmp_path / "c")
+
+
+@pytest.fixture
+def make_cache(cache_dir: str, fake_clock: FakeClock) -> Callable[..., Any]:
+    """Factory: ``make_cache(**overrides)`` -> TieredCache on ``cache_dir`` and ``fake_clock``.
+
+    Jitter defaults to 0 so expiries are exact; pass ``jitter=`` to test it.
+    """
+    made: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        kwargs.setdefault("directory", cache_dir)
+        kwargs.setdefault("clock", fake_clock)
+        kwargs.setdefault("jitter", 0.0)
+        cache = tiered.TieredCache(**kwargs)
+        made.append(cache)
+        return cache
+
+    yield make
+    for cache in made:
+        disk = cache._disk
+        if disk is not None:
+            disk._close()
+
+
+@pytest.fixture
+def cache(make_cache: Callable[..., Any]) -> Any:
+    """A TieredCache with a disk tier in a private tmp directory and a fake clock."""
+    return make_cache()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Every test starts with no default cache, pointed at its own private directory."""
+    for name in list(os.environ):
+        if name.startswith("TIERED_CACHE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TIERED_CACHE_DIR", str(tmp_path_factory.mktemp("default") / "tiered-cache"))
+    _config._reset_default_cache()
+    yield
+    _config._reset_default_cache()
+
+
+def run_python(
+    code: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` (dedented) in a fresh interpreter of this venv; returns the result.
+
+    ``args`` become ``sys.argv[1:]``. With ``check`` a non-zero exit fails the test, showing
+    the child's output.
+    """
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO_ROOT), *filter(None, [full_env.get("PYTHONPATH")])]
+    )
+    if env:
+        full_env.update(env)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"subprocess exited {result.returncode}\n--- stdout\n{result.stdout}"
+            f"\n--- stderr\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def python_subprocess() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_python`` as a fixture, for test modules outside this directory."""
+    return run_python
+
+
+class TmpfsMounter:
+    """Mounts real tmpfs file systems and unmounts them all at teardown (root only)."""
+
+    def __init__(self) -> None:
+        self.mounted: list[Path] = []
+
+    def __call__(self, path: Path, size: str = "2m", options: str = "") -> Path:
+        """Mount a tmpfs of ``size`` on ``path`` (made if needed); skip if mounting fails."""
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+        path.mkdir(parents=True, exist_ok=True)
+        opts = f"size={size},mode=0700" + (f",{options}" if options else "")
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, f"tc-{uuid.uuid4().hex[:8]}", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or result.returncode})")
+        self.mounted.append(path)
+        return path
+
+    @staticmethod
+    def remount(path: Path, options: str) -> None:
+        """``mount -o remount,<options>`` (for example "ro") on a mounted tmpfs."""
+        subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
+
+    def unmount_all(self) -> None:
+        for path in reversed(self.mounted):
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+        self.mounted.clear()
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[TmpfsMounter]:
+    """``tmpfs(path, size="2m", options="")`` mounts a real tmpfs; all unmounted afterwards."""
+    mounter = TmpfsMounter()
+    try:
+        yield mounter
+    finally:
+        mounter.unmount_all()
