@@ -253,7 +253,7 @@ class DiskTier:
             cache = diskcache.Cache(
                 self.db_dir, timeout=self.timeout, disk=_safe_disk_class(), **settings
             )
-        self._sweep()
+        self._sweep(cache)  # self._cache is not set yet: pass the store the sweep must ask
         return cache
 
     # -- envelopes --------------------------------------------------------------------------
@@ -425,7 +425,7 @@ class DiskTier:
         used = self.usage()
         if used <= self.budget:
             return
-        self._sweep()
+        self._sweep(cache)
         excess = self.usage() - self.budget
         if excess <= 0:
             return
@@ -464,8 +464,8 @@ class DiskTier:
         with contextlib.suppress(sqlite3.Error):
             cache._sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
-    def _sweep(self) -> None:
-        """Remove temp files whose writer is gone and objects no row refers to."""
+    def _sweep(self, cache: Any) -> None:
+        """Remove temp files whose writer is gone and objects no row of ``cache`` refers to."""
         with contextlib.suppress(OSError), os.scandir(self.tmp_dir) as it:
             for item in it:
                 _remove_if_unlocked(item.path)
@@ -473,13 +473,15 @@ class DiskTier:
         with contextlib.suppress(OSError), os.scandir(self.objects_dir) as it:
             for item in it:
                 with contextlib.suppress(OSError):
-                    if now - item.stat().st_mtime > _ORPHAN_AGE and not self._referenced(item.name):
+                    old = now - item.stat().st_mtime > _ORPHAN_AGE
+                    if old and not self._referenced(cache, item.name):
                         os.remove(item.path)
 
-    def _referenced(self, name: str) -> bool:
+    @staticmethod
+    def _referenced(cache: Any, name: str) -> bool:
         dkey = name.split("-", 1)[0]
         try:
-            data = self._cache.get(dkey) if self._cache is not None else None
+            data = cache.get(dkey)
         except Exception:
             return True  # cannot tell: keep it
         return data is not None and name.encode() in data
