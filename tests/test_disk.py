@@ -177,7 +177,7 @@ def test_delete_and_clear_reach_the_disk(make_cache: Any) -> None:
     assert cache.get("b") == 2  # another cache's memory tier is its own
 
 
-# -- file-backed entries (the core's side of S3 objects) ------------------------------------------
+# -- file-backed entries (the core's side of S3 objects) ----
 
 
 def test_file_entry_revalidates_with_version_and_not_modified(

@@ -124,7 +124,7 @@ def test_pickle_serializer_stores_any_object_and_reports_bad_pickles() -> None:
         _serial.loads(b"not a pickle", _serial.PICKLE)
 
 
-# -- the envelope -------------------------------------------------------------------------------
+# -- the envelope ----
 
 
 def _envelope(key: str = "k", value: Any = "v", version: str | None = "etag-1") -> bytes:
@@ -192,7 +192,7 @@ class _Planted:
         return (open, (self.path, "w"))
 
 
-# -- planted pickles in the real store -------------------------------------------------------------
+# -- planted pickles in the real store ----
 
 
 def test_planted_diskcache_pickle_is_a_miss_never_runs_and_is_removed(
