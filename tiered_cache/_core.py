@@ -17,7 +17,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from typing import IO, Any, Final, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from . import _serial
 from ._disk import DiskTier
@@ -25,6 +25,9 @@ from ._entry import FLAG_PICKLE, Entry
 from ._flight import Flight, bounded_wait, file_lock
 from ._memory import MemoryTier, approximate_size
 from .exceptions import TieredCacheError
+
+if TYPE_CHECKING:
+    from ._shared import SharedTier
 
 __all__ = ["NOT_MODIFIED", "TieredCache"]
 
@@ -61,6 +64,7 @@ class TieredCache:
         serializer: Literal["safe", "pickle"] = "safe",
         clock: Callable[[], float] = time.time,
         lock_timeout: float = 5.0,
+        shared: str | SharedTier | None = None,
     ) -> None:
         if ttl < 0 or stale_if_error < 0 or lock_timeout < 0:
             raise ValueError("ttl, stale_if_error and lock_timeout must be >= 0 seconds")
@@ -77,6 +81,11 @@ class TieredCache:
         self._memory = MemoryTier(memory_items, memory_bytes)
         self._mem = self._memory.data  # the hit path's dict, read without a lock
         self._disk: DiskTier | None = DiskTier(directory, disk_bytes, serializer) if disk else None
+        if isinstance(shared, str):  # a redis:// or rediss:// URL; redis loads on first use
+            from ._shared import SharedTier
+
+            shared = SharedTier(shared, clock=clock)
+        self._shared = shared  # the optional third tier (Redis/Valkey), or None
         self._flight = Flight()
         self._not_before = -_INF  # entries stored earlier count as expired (SnapStart)
         self._random = random.random
@@ -86,6 +95,7 @@ class TieredCache:
         self.loads = 0
         self.load_errors = 0
         self.stale_served = 0
+        self.shared_hits = 0
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -117,6 +127,8 @@ class TieredCache:
                     pass
                 return entry.value
         entry = self._from_disk(key, _INF if ttl is None else ttl, self._clock())
+        if entry is None and self._shared is not None:  # fills memory only: persist unknown
+            entry = self._from_shared(key, _INF if ttl is None else ttl, self._clock(), None, False)
         return default if entry is None else entry.value
 
     def _fresh(
@@ -143,6 +155,23 @@ class TieredCache:
             return entry
         return None
 
+    def _from_shared(
+        self, key: str, max_age: float, now: float, seen: Entry | None, persist: bool
+    ) -> Entry | None:
+        """A fresh entry from the shared tier, filling memory (and, with ``persist``, disk).
+
+        The lower tiers get the same entry times: its remaining lifetime, never a new one.
+        """
+        found = self._shared.get(key) if self._shared is not None else None
+        if found is None or not self._fresh(found[0], now, max_age, seen):
+            return None
+        entry, payload = found
+        self.shared_hits += 1
+        self._memory.set(key, entry)
+        if persist and self._disk is not None:
+            self._disk.set(key, entry, payload, 0)  # a safe payload: readable by any serializer
+        return entry
+
     # -- writing ----------------------------------------------------------------------------
 
     def _new_entry(
@@ -164,7 +193,7 @@ class TieredCache:
         expires = now + lifetime
         return Entry(value, now, expires, expires + stale_if_error, version)
 
-    def _store(self, key: str, entry: Entry, persist: bool) -> None:
+    def _store(self, key: str, entry: Entry, persist: bool, share: bool = False) -> None:
         payload = None
         if persist and self._disk is not None:
             payload = _serial.dumps(entry.value, self.serializer)  # TypeError: not stored
@@ -175,21 +204,36 @@ class TieredCache:
         if payload is not None and self._disk is not None:
             flags = FLAG_PICKLE if self.serializer == _serial.PICKLE else 0
             self._disk.set(key, entry, payload, flags)
+        if share and self._shared is not None:
+            self._share(key, entry, payload if self.serializer == _serial.SAFE else None)
+
+    def _share(self, key: str, entry: Entry, payload: bytes | None) -> None:
+        """Write to the shared tier (safe serializer only) until the entry's ``stale_until``."""
+        if payload is None:
+            try:
+                payload = _serial.dumps(entry.value, _serial.SAFE)
+            except TypeError:
+                log.debug("tiered-cache: %r not shared: the safe serializer cannot store it", key)
+                return
+        if self._shared is not None:
+            self._shared.set(key, entry, payload, entry.stale_until - self._clock())
 
     def set(self, key: str, value: Any, ttl: float | None = None, persist: bool = True) -> None:
-        """Store ``value`` in memory and (with ``persist``) on disk for ``ttl`` seconds.
+        """Store ``value`` in memory and (with ``persist``) on disk and shared, for ``ttl`` s.
 
         Raises ``TypeError`` for a value the safe serializer cannot store when it would go to
         disk; nothing is stored then.
         """
         ttl = self.ttl if ttl is None else _check_seconds("ttl", ttl)
-        self._store(key, self._new_entry(value, ttl, self.stale_if_error), persist)
+        self._store(key, self._new_entry(value, ttl, self.stale_if_error), persist, persist)
 
     def delete(self, key: str) -> bool:
         """Drop ``key`` from every tier; True if any tier held it."""
         found = self._memory.delete(key)
         if self._disk is not None:
             found = self._disk.delete(key) or found
+        if self._shared is not None:
+            found = self._shared.delete(key) or found
         return found
 
     def clear(self) -> None:
@@ -197,6 +241,8 @@ class TieredCache:
         self._memory.clear()
         if self._disk is not None:
             self._disk.clear()
+        if self._shared is not None:
+            self._shared.clear()
 
     def expire_all(self) -> None:
         """Make every entry stored until now count as expired, in every tier.
@@ -247,14 +293,20 @@ class TieredCache:
         persist: bool = True,
         max_age: float | None = None,
         refresh: bool = False,
+        shared: bool | None = None,
     ) -> T:
-        """The miss path of :meth:`get_or_load`, with two more controls.
+        """The miss path of :meth:`get_or_load`, with three more controls.
 
         ``max_age`` bounds the age of an entry for this call separately from the ``ttl`` it
         stores with (``max_age=0``: always load, and store for ``ttl`` for everyone else).
         ``refresh=True`` loads anew unless another thread or process stored a new entry for
         the key while this call waited (concurrent refreshes coalesce into one origin call).
+        ``shared`` (default: ``persist``) writes the value to the shared tier and reads it
+        there, with a fleet-wide lock around the load: ``persist=False, shared=True`` opts a
+        memory-only value (a secret) in. A refresh writes the shared tier but never reads it.
         """
+        share = persist if shared is None else shared
+        look = share and not refresh  # read the shared tier (a refresh loads anew)
         if max_age is None:  # the caller's own ttl bounds the age; none: stored expiry alone
             max_age = _INF if ttl is None else ttl
         ttl = self.ttl if ttl is None else _check_seconds("ttl", ttl)
@@ -264,47 +316,83 @@ class TieredCache:
         # another thread or process has just loaded it, and concurrent refreshes coalesce.
         seen = (self._stale(key, persist) or _NOTHING) if refresh else None
         if not refresh:
-            found = self._current(key, bound, seen, persist)
+            found = self._current(key, bound, seen, persist, look)
             if found is not None:
                 return found.value  # type: ignore[no-any-return]
         self.misses += 1
         with self._flight.hold(key, bounded_wait(self.lock_timeout)) as held:
             if held:
-                found = self._current(key, bound, seen, persist)
+                found = self._current(key, bound, seen, persist, look)
                 if found is not None:
                     return found.value  # type: ignore[no-any-return]
             disk = self._disk
             if not persist or disk is None or not disk.available:
-                return self._call_loader(key, loader, ttl, sie, persist, bound)
+                return self._fleet_load(key, loader, ttl, sie, persist, bound, seen, share, look)
             with file_lock(disk.locks_dir, key, bounded_wait(self.lock_timeout)) as locked:
                 if locked:
-                    found = self._current(key, bound, seen, persist)
+                    found = self._current(key, bound, seen, persist, look)
                     if found is not None:
                         return found.value  # type: ignore[no-any-return]
-                return self._call_loader(key, loader, ttl, sie, persist, bound)
+                return self._fleet_load(key, loader, ttl, sie, persist, bound, seen, share, look)
 
-    def _current(self, key: str, max_age: float, seen: Entry | None, persist: bool) -> Entry | None:
-        """A fresh entry from memory, else (with ``persist``) from disk, or None."""
+    def _fleet_load(
+        self,
+        key: str,
+        loader: Callable[[], T],
+        ttl: float,
+        stale_if_error: float,
+        persist: bool,
+        bound: float,
+        seen: Entry | None,
+        share: bool,
+        look: bool,
+    ) -> T:
+        """Load, under the shared tier's fleet-wide lock when the entry is shared.
+
+        Taken after the thread and file locks; the wait is bounded, then the caller loads by
+        itself. After acquiring it the tiers are checked again.
+        """
+        shared = self._shared
+        if not look or shared is None or not shared.available:
+            return self._call_loader(key, loader, ttl, stale_if_error, persist, bound, share)
+        wait = bounded_wait(min(self.lock_timeout, shared.lock_wait))
+        with shared.lock(key, wait) as locked:
+            if locked:
+                found = self._current(key, bound, seen, persist, look)
+                if found is not None:
+                    return found.value  # type: ignore[no-any-return]
+            return self._call_loader(key, loader, ttl, stale_if_error, persist, bound, share)
+
+    def _current(
+        self, key: str, max_age: float, seen: Entry | None, persist: bool, share: bool = False
+    ) -> Entry | None:
+        """A fresh entry from memory, else (``persist``) disk, else (``share``) shared, or None."""
         now = self._clock()
         entry = self._memory.get(key)
         if self._fresh(entry, now, max_age, seen):
             self.memory_hits += 1
             return entry
-        return self._from_disk(key, max_age, now, seen) if persist else None
+        entry = self._from_disk(key, max_age, now, seen) if persist else None
+        if entry is None and share and self._shared is not None:
+            entry = self._from_shared(key, max_age, now, seen, persist)
+        return entry
 
-    def _stale(self, key: str, persist: bool) -> Entry | None:
+    def _stale(self, key: str, persist: bool, share: bool = False) -> Entry | None:
         entry = self._memory.get(key)
         if entry is None and persist and self._disk is not None:
             entry = self._disk.get(key)
+        if entry is None and share and self._shared is not None:
+            found = self._shared.get(key)
+            entry = found[0] if found is not None else None
         return entry
 
     def _serve_stale(
-        self, key: str, persist: bool, bound: float, stale_if_error: float
+        self, key: str, persist: bool, bound: float, stale_if_error: float, share: bool = False
     ) -> Entry | None:
         """An expired entry still inside the failing call's ``stale_if_error`` window."""
         if stale_if_error <= 0:
             return None
-        entry = self._stale(key, persist)
+        entry = self._stale(key, persist, share)
         if entry is None:
             return None
         now = self._clock()
@@ -322,6 +410,7 @@ class TieredCache:
         stale_if_error: float,
         persist: bool,
         bound: float,
+        share: bool = False,
     ) -> T:
         self.loads += 1
         started = self._clock()
@@ -329,12 +418,12 @@ class TieredCache:
             value = loader()
         except Exception:
             self.load_errors += 1
-            stale = self._serve_stale(key, persist, bound, stale_if_error)
+            stale = self._serve_stale(key, persist, bound, stale_if_error, share)
             if stale is None:
                 raise
             log.warning("tiered-cache: loading %r failed; serving the stale value", key)
             return stale.value  # type: ignore[no-any-return]
-        self._store(key, self._new_entry(value, ttl, stale_if_error, now=started), persist)
+        self._store(key, self._new_entry(value, ttl, stale_if_error, now=started), persist, share)
         return value
 
     # -- file-backed entries -------------------------------------------------------------------
@@ -463,6 +552,8 @@ class TieredCache:
             "disk_corrupt": disk.corrupt if disk else 0,
             "disk_lock_timeouts": disk.timeouts if disk else 0,
             "lock_timeouts": self._flight.timeouts,
+            "shared_hits": self.shared_hits,
+            **(self._shared.stats() if self._shared is not None else {}),
         }
 
     def cache(
