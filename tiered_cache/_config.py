@@ -31,6 +31,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TIERED_CACHE_DISK_BYTES": ("disk_bytes", int),
     "TIERED_CACHE_LOCK_TIMEOUT": ("lock_timeout", float),
     "TIERED_CACHE_SERIALIZER": ("serializer", str),
+    "TIERED_CACHE_REDIS_URL": ("shared", str),  # + the TIERED_CACHE_REDIS_* options below
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -58,7 +59,29 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
             )
     if env.get("TIERED_CACHE_DISABLE_DISK", "").strip().lower() in _TRUE:
         settings["disk"] = False
+    if "shared" in settings:
+        tier = _shared_tier(settings.pop("shared"), env)
+        if tier is not None:
+            settings["shared"] = tier
     return settings
+
+
+def _shared_tier(url: str, env: Mapping[str, str]) -> Any:
+    """The shared tier for ``TIERED_CACHE_REDIS_URL``, or None (logged) when misconfigured.
+
+    ``TIERED_CACHE_REDIS_PREFIX`` sets the key prefix, ``TIERED_CACHE_REDIS_TIMEOUT`` the
+    connect and read timeouts in seconds. Nothing connects, and ``redis`` is not imported, here.
+    """
+    from ._shared import DEFAULT_PREFIX, SharedTier
+
+    prefix = env.get("TIERED_CACHE_REDIS_PREFIX", "").strip() or DEFAULT_PREFIX
+    try:
+        raw = env.get("TIERED_CACHE_REDIS_TIMEOUT", "").strip()
+        timeout = float(raw) if raw else None
+        return SharedTier(url, prefix=prefix, connect_timeout=timeout, timeout=timeout)
+    except ValueError as exc:
+        log.error("tiered-cache: no shared tier: %s (TIERED_CACHE_REDIS_*)", exc)
+        return None
 
 
 def _make(settings: dict[str, Any]) -> TieredCache:
