@@ -321,8 +321,8 @@ class TieredCache:
                 return found.value  # type: ignore[no-any-return]
         self.misses += 1
         with self._flight.hold(key, bounded_wait(self.lock_timeout)) as held:
-            if held:
-                found = self._current(key, bound, seen, persist, look)
+            if held:  # local re-checks: a peer elsewhere shows up after the fleet lock
+                found = self._current(key, bound, seen, persist)
                 if found is not None:
                     return found.value  # type: ignore[no-any-return]
             disk = self._disk
@@ -330,7 +330,7 @@ class TieredCache:
                 return self._fleet_load(key, loader, ttl, sie, persist, bound, seen, share, look)
             with file_lock(disk.locks_dir, key, bounded_wait(self.lock_timeout)) as locked:
                 if locked:
-                    found = self._current(key, bound, seen, persist, look)
+                    found = self._current(key, bound, seen, persist)
                     if found is not None:
                         return found.value  # type: ignore[no-any-return]
                 return self._fleet_load(key, loader, ttl, sie, persist, bound, seen, share, look)
