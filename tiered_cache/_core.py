@@ -12,6 +12,7 @@ An entry stamped in the future (the clock stepped back) is not fresh.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
@@ -491,17 +492,22 @@ class TieredCache:
         if previous is not None and not _exists(previous.value):
             previous = None
         version = previous.version if previous is not None else None
-        temp_path, dest = disk.temp_file()
+        try:
+            temp_path, dest = disk.temp_file()
+        except Exception as exc:  # the disk's own error never reaches the caller raw
+            raise _disk_error(key, disk, exc) from exc
         self.loads += 1
         started = self._clock()
         try:
             with dest:
                 new_version = fetch(dest, version)
-        except Exception:
+        except Exception as exc:
             _discard(temp_path)
             self.load_errors += 1
             stale = self._serve_stale(key, True, bound, stale_if_error)
             if stale is None or not _exists(stale.value):
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise _disk_error(key, disk, exc) from exc  # the disk filled up, not the origin
                 raise
             return stale.value  # type: ignore[no-any-return]
         if new_version == NOT_MODIFIED:
@@ -593,6 +599,14 @@ def _check_seconds(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise TypeError(f"{name} must be a number of seconds >= 0, not {value!r}")
     return float(value)
+
+
+def _disk_error(key: str, disk: DiskTier, exc: BaseException) -> TieredCacheError:
+    return TieredCacheError(
+        f"tiered-cache: could not write the object for {key!r} under {disk.root} ({exc}); "
+        "the disk is full or unwritable: free /tmp, lower TIERED_CACHE_DISK_BYTES or raise "
+        "the function's ephemeral storage"
+    )
 
 
 def _exists(path: str) -> bool:
