@@ -288,10 +288,10 @@ def test_killed_download_leaves_only_a_temp_file_that_is_swept(make_cache: Any) 
     disk = cache._disk
     path, handle = disk.temp_file()
     handle.write(b"partial")
-    disk._sweep()
+    disk._sweep(disk._db())
     assert os.path.exists(path)  # its writer still holds the flock
     handle.close()  # the writer is gone
-    disk._sweep()
+    disk._sweep(disk._db())
     assert not os.path.exists(path)
     assert cache.get("anything") is None
 
@@ -305,7 +305,7 @@ def test_orphan_object_file_is_swept_and_referenced_one_kept(make_cache: Any) ->
     old = 1_000_000.0
     os.utime(orphan, (old, old))
     os.utime(path, (old, old))
-    disk._sweep()
+    disk._sweep(disk._db())
     assert not os.path.exists(orphan)
     assert os.path.exists(path)
 
