@@ -167,6 +167,7 @@ def mixed(directory: str, worker: str, count: str, seed: str) -> None:
         else:
             cache.delete(key)
     say(
+        worker=int(worker),
         writes=writes,
         reads=reads,
         bad=bad,
