@@ -79,16 +79,23 @@ def _binder(func: Callable[..., Any]) -> _Binder:
     if not simple:
         return slow
     positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
-    defaults = {p.name: p.default for p in params if p.default is not p.empty}
-    count = len(params)
+    # tails[n]: the defaults of every parameter after the first n, in signature order (so the
+    # default key is the same as the slow path's), or None when one of them has no default.
+    tails = [
+        {p.name: p.default for p in params[n:]}
+        if all(p.default is not p.empty for p in params[n:])
+        else None
+        for n in range(len(positional) + 1)
+    ]
 
     def fast(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if kwargs or len(args) > len(positional):
             return slow(args, kwargs)
-        values = dict(defaults)
-        values.update(zip(positional, args, strict=False))
-        if len(values) != count:
+        tail = tails[len(args)]
+        if tail is None:
             return slow(args, kwargs)  # raises the usual "missing argument" TypeError
+        values = dict(zip(positional, args, strict=False))
+        values.update(tail)
         return values
 
     return fast
