@@ -18,7 +18,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overload
 
 from . import _serial
 from ._disk import DiskTier
@@ -28,6 +28,7 @@ from ._memory import MemoryTier, approximate_size
 from .exceptions import TieredCacheError
 
 if TYPE_CHECKING:
+    from ._decorator import CachedFunction
     from ._shared import SharedTier
 
 __all__ = ["NOT_MODIFIED", "TieredCache"]
@@ -35,6 +36,8 @@ __all__ = ["NOT_MODIFIED", "TieredCache"]
 log = logging.getLogger("tiered_cache")
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Returned by a file fetcher when the origin says the stored version is still current.
 NOT_MODIFIED: Final = "tiered-cache:not-modified"
@@ -561,6 +564,21 @@ class TieredCache:
             "shared_hits": self.shared_hits,
             **(self._shared.stats() if self._shared is not None else {}),
         }
+
+    @overload
+    def cache(self, func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+
+    @overload
+    def cache(
+        self,
+        func: str | None = None,
+        /,
+        *,
+        key: str | Callable[..., str] | None = None,
+        ttl: float | None = None,
+        stale_if_error: float | None = None,
+        persist: bool = True,
+    ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
     def cache(
         self,
