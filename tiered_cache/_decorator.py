@@ -10,7 +10,7 @@ import functools
 import inspect
 import string
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
     from ._core import TieredCache
@@ -19,6 +19,8 @@ __all__ = ["CachedFunction", "cache", "stable_repr"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+S = TypeVar("S")
+Q = ParamSpec("Q")
 
 _INF = float("inf")
 _STABLE_SCALARS = (str, bytes, int, float, bool, type(None))
@@ -42,6 +44,18 @@ class CachedFunction(Protocol, Generic[P, R]):
     def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the function anew, store its result and return it."""
         ...
+
+    # A decorated method read from an instance is a bound method: callable without ``self``.
+    # Its controls stay on the class: ``Class.method.cache_key(obj, ...)``.
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> CachedFunction[P, R]: ...
+
+    @overload
+    def __get__(
+        self: CachedFunction[Concatenate[S, Q], R], instance: S, owner: type[Any] | None = None
+    ) -> Callable[Q, R]: ...
+
+    def __get__(self, instance: Any, owner: type[Any] | None = None) -> Any: ...
 
 
 def stable_repr(value: Any, owner: str) -> str:
