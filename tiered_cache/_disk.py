@@ -70,7 +70,13 @@ def verify_directory(path: str) -> None:
             f"tiered-cache: cannot create the cache directory {path!r} ({exc}); set "
             "TIERED_CACHE_DIR (or directory=) to a writable place such as /tmp/tiered-cache"
         ) from exc
-    info = os.lstat(path)
+    try:
+        info = os.lstat(path)
+    except OSError as exc:  # a parent is a file (makedirs said "exists"), or it vanished
+        raise UnsafeCacheDirectoryError(
+            f"tiered-cache: cannot use the cache directory {path!r} ({exc}); set "
+            "TIERED_CACHE_DIR (or directory=) to a writable place such as /tmp/tiered-cache"
+        ) from exc
     if stat.S_ISLNK(info.st_mode):
         problem = "is a symlink"
     elif not stat.S_ISDIR(info.st_mode):
