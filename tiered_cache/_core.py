@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._decorator import CachedFunction
     from ._shared import SharedTier
 
-__all__ = ["NOT_MODIFIED", "TieredCache"]
+__all__ = ["NOT_MODIFIED", "MemoryOnly", "TieredCache"]
 
 log = logging.getLogger("tiered_cache")
 
@@ -41,6 +41,20 @@ R = TypeVar("R")
 
 #: Returned by a file fetcher when the origin says the stored version is still current.
 NOT_MODIFIED: Final = "tiered-cache:not-modified"
+
+
+class MemoryOnly:
+    """Returned by a loader to keep its value out of the disk and shared tiers.
+
+    For values found to be secret only once loaded (an SSM SecureString): the cache stores
+    ``value`` in memory alone and the caller gets ``value``, as if ``persist=False`` was passed.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
 
 _INF: Final = float("inf")
 
@@ -427,6 +441,8 @@ class TieredCache:
                 raise
             log.warning("tiered-cache: loading %r failed; serving the stale value", key)
             return stale.value  # type: ignore[no-any-return]
+        if isinstance(value, MemoryOnly):
+            value, persist, share = value.value, False, False
         self._store(key, self._new_entry(value, ttl, stale_if_error, now=started), persist, share)
         return value
 

@@ -17,7 +17,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 try:
@@ -31,14 +31,19 @@ STRIPES: Final = 64
 # Time kept back from a known deadline so the handler can still use what it waited for.
 DEADLINE_MARGIN: Final = 1.0
 
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+# A wall-clock deadline, or a callable returning one (read only when a wait needs it).
+_deadline: contextvars.ContextVar[float | Callable[[], float] | None] = contextvars.ContextVar(
     "tiered_cache_deadline", default=None
 )
 
 
 @contextlib.contextmanager
-def deadline_scope(deadline: float | None) -> Iterator[None]:
-    """Within this block, lock waits end ``DEADLINE_MARGIN`` s before wall-clock ``deadline``."""
+def deadline_scope(deadline: float | Callable[[], float] | None) -> Iterator[None]:
+    """Within this block, lock waits end ``DEADLINE_MARGIN`` s before wall-clock ``deadline``.
+
+    ``deadline`` may be a callable returning it, called only when a wait needs it: cheap to set
+    on a hot path such as a Lambda handler wrapper (``_deadline.set``/``reset`` directly).
+    """
     token = _deadline.set(deadline)
     try:
         yield
@@ -51,6 +56,8 @@ def bounded_wait(timeout: float) -> float:
     deadline = _deadline.get()
     if deadline is None:
         return timeout
+    if callable(deadline):
+        deadline = deadline()
     return max(0.0, min(timeout, deadline - time.time() - DEADLINE_MARGIN))
 
 
