@@ -1,0 +1,366 @@
+"""One measurement in a fresh interpreter: ``python benchmarks/_worker.py '<json spec>'``.
+
+Every peer runs in its own process (and directory), so no library can warm another's cache,
+and each process starts moto's in-process ``mock_aws`` as its own origin. The result is one
+``@@RESULT {json}`` line on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+T_START = time.perf_counter()
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _harness as h  # noqa: E402
+
+
+def _peer(spec: dict[str, Any], clock: Any = None) -> Any:
+    from _peers import build
+
+    return build(spec["lib"], spec["names"], spec["ttl"], spec["dir"], clock)
+
+
+# -- scenario 1: the hit path ----------------------------------------------------------------
+
+
+def _origin(spec: dict[str, Any], **kwargs: Any) -> None:
+    """This process's moto origin: inherited from the forking parent, or started here."""
+    if not spec.get("shared_origin"):
+        h.start_moto(spec["names"], **kwargs)
+    elif kwargs.get("clock") is not None:
+        import moto.s3.models as s3_models
+
+        clock = kwargs["clock"]
+        s3_models.utcnow = lambda: h.datetime.fromtimestamp(clock(), h.timezone.utc).replace(
+            tzinfo=None
+        )
+
+
+def task_hits(spec: dict[str, Any]) -> dict[str, Any]:
+    _origin(spec)
+    origin = h.Origin("virtual").install()
+    peer = _peer(spec)
+    from _peers import Context, _bare_handler
+
+    ns = h.baseline_namespace()
+    stmts = {"floor": "floor(FK)"}
+    if spec.get("handwritten"):
+        stmts["hand-written TTL decorator (static key)"] = "handwritten()"
+    ns.update(peer.ns)
+    stmts.update(peer.stmts)
+    if peer.note.startswith("n/a"):
+        return {"note": peer.note, "paths": {}, "origin": origin.snapshot()}
+    ctx = Context()
+    for fn in (peer.ssm, peer.secret, peer.static):
+        if fn is not None:
+            fn()
+            fn()
+    if peer.handler is not None:
+        peer.handler({}, ctx)
+        ns.update({"handler": peer.handler, "bare": _bare_handler, "E": {}, "C": ctx})
+        stmts["bare handler (no decorator)"] = "bare(E, C)"
+        stmts["@ssm.cache handler"] = "handler(E, C)"
+    warm_calls = origin.total
+    for stmt in stmts.values():  # every statement must run (and hit) before timing
+        eval(stmt, ns)  # noqa: S307 - the harness's own statements
+    paths = h.time_paths(ns, stmts, spec["rounds"], calls=spec["calls"])
+    return {
+        "paths": paths,
+        "origin": origin.snapshot(),
+        "origin_calls_while_timing": origin.total - warm_calls,
+        "note": peer.note,
+    }
+
+
+# -- scenario 2: an invocation stream over simulated time --------------------------------------
+
+
+def task_stream(spec: dict[str, Any]) -> dict[str, Any]:
+    import random
+
+    names, n, window = spec["names"], spec["invocations"], spec["window_s"]
+    clock = h.SimClock(fixed=time.time())
+    start = clock()
+    _origin(spec, s3_size=spec["s3_size"], clock=clock)
+    origin = h.Origin("virtual").install()
+    peer = _peer(spec, clock)
+    if peer.note.startswith("n/a"):
+        return {"note": peer.note}
+    rng = random.Random(spec["seed"])
+    arrivals = sorted(rng.uniform(0, window) for _ in range(n))
+    result: dict[str, Any] = {"note": peer.note}
+    streams = {"params": [peer.ssm, peer.secret], "s3": [peer.s3]}
+    for stream, fns in streams.items():
+        if any(fn is None for fn in fns):
+            result[stream] = None
+            continue
+        before = origin.snapshot()
+        lat: list[float] = []
+        for t in arrivals:
+            clock.set(start + t)
+            injected = origin.injected
+            t0 = time.perf_counter()
+            for fn in fns:
+                fn()
+            wall = time.perf_counter() - t0
+            lat.append((wall + origin.injected - injected) * 1e3)
+        after = origin.snapshot()
+        result[stream] = {
+            "calls": {k: v - before["calls"].get(k, 0) for k, v in after["calls"].items()},
+            "ops": {k: v - before["ops"].get(k, 0) for k, v in after["ops"].items()},
+            "total_calls": after["total_calls"] - before["total_calls"],
+            "body_bytes": after["body_bytes"] - before["body_bytes"],
+            "injected_ms": after["injected_ms"] - before["injected_ms"],
+            "p50_ms": h.median(lat),
+            "p99_ms": h.pct(lat, 99),
+            "total_ms": sum(lat),
+            "mean_ms": sum(lat) / len(lat),
+        }
+    return result
+
+
+# -- scenarios 3 and 6: a cold process, a restart on the same /tmp -----------------------------
+
+
+def task_cold(spec: dict[str, Any]) -> dict[str, Any]:
+    names = spec["names"]
+    h.start_moto(names, s3_size=spec["s3_size"])
+    origin = h.Origin("sleep").install()
+    t0 = time.perf_counter()
+    peer = _peer(spec)
+    if peer.note.startswith("n/a"):
+        return {"note": peer.note}
+    t_import = time.perf_counter()
+    first: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for name in ("ssm", "secret", "s3"):
+        fn = getattr(peer, name)
+        if fn is None:
+            continue
+        before = origin.total
+        t = time.perf_counter()
+        fn()
+        first[name] = (time.perf_counter() - t) * 1e3
+        calls[name] = origin.total - before
+    done = time.perf_counter()
+    result = {
+        "note": peer.note,
+        "import_build_ms": (t_import - t0) * 1e3,
+        "first_ms": first,
+        "calls": calls,
+        "ttfv_ms": (done - t0) * 1e3,
+        "origin": origin.snapshot(),
+        "interpreter_to_ready_ms": (t0 - T_START) * 1e3,
+    }
+    if spec.get("die"):
+        h.emit(result)
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no close: a crashed runtime
+    return result
+
+
+# -- scenario 4: a large S3 object -----------------------------------------------------------
+
+
+def _file_matches(path: str, size: int, seed: int) -> bool:
+    import random
+
+    block = random.Random(seed).randbytes(min(size, h.MB))
+    try:
+        if os.path.getsize(path) != size:
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(len(block)) == block
+    except OSError:
+        return False
+
+
+def task_large(spec: dict[str, Any]) -> dict[str, Any]:
+    names, size, ttl = spec["names"], spec["size"], spec["ttl"]
+    clock = h.SimClock()  # real time plus an offset the harness advances
+    h.start_moto(names, big_size=size, clock=clock)
+    origin = h.Origin("virtual").install()
+    peer = _peer(spec, clock)
+    if peer.big is None:
+        return {"note": peer.note or "no S3 support"}
+    steps: dict[str, Any] = {}
+
+    def step(name: str, seed: int, repeat: int = 1) -> None:
+        before = origin.snapshot()
+        walls = []
+        path = None
+        for _ in range(repeat):
+            t = time.perf_counter()
+            path = peer.big()
+            walls.append((time.perf_counter() - t) * 1e3)
+        after = origin.snapshot()
+        injected = (after["injected_ms"] - before["injected_ms"]) / repeat
+        wall = h.median(walls)
+        steps[name] = {
+            "calls": (after["total_calls"] - before["total_calls"]) / repeat,
+            "ops": {k: v - before["ops"].get(k, 0) for k, v in after["ops"].items()},
+            "body_bytes": (after["body_bytes"] - before["body_bytes"]) / repeat,
+            "wall_ms": wall,
+            "injected_ms": injected,
+            "total_ms": wall + injected,
+            "correct": _file_matches(str(path), size, seed),
+        }
+
+    step("first fetch", 0)
+    step("warm hit", 0, repeat=spec.get("hit_repeat", 20))
+    clock.advance(ttl + 1)
+    step("expired, unchanged", 0)
+    clock.advance(10)
+    h.update_object(origin, names, "big_key", size, seed=1)
+    clock.advance(ttl + 1)
+    step("expired, changed", 1)
+    return {"note": peer.note, "steps": steps}
+
+
+# -- scenario 5: many processes cold-start together on one /tmp --------------------------------
+
+
+def task_crowd(spec: dict[str, Any]) -> dict[str, Any]:
+    _origin(spec, s3_size=spec["s3_size"])
+    origin = h.Origin("sleep").install()
+    peer = _peer(spec)
+    if peer.note.startswith("n/a"):
+        return {"note": peer.note}
+    with open(spec["ready"], "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    deadline = time.monotonic() + 120
+    while not os.path.exists(spec["go"]) and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    t = time.perf_counter()
+    for name in ("ssm", "secret", "s3"):
+        fn = getattr(peer, name)
+        if fn is not None:
+            fn()
+    return {
+        "note": peer.note,
+        "origin": origin.snapshot(),
+        "first_values_ms": (time.perf_counter() - t) * 1e3,
+    }
+
+
+# -- speed targets (issues 2 and 3) ------------------------------------------------------------
+
+
+def task_speed_core(spec: dict[str, Any]) -> dict[str, Any]:
+    from tiered_cache import TieredCache
+
+    cache = TieredCache(directory=os.path.join(spec["dir"], "core"), ttl=3600)
+    cache.set("k", "value")
+
+    @cache.cache(key="static", ttl=3600)
+    def static() -> str:
+        return "value"
+
+    static()
+    ns = h.baseline_namespace()
+    ns.update({"cache": cache, "K": "k", "static": static})
+    stmts = {
+        "floor": "floor(FK)",
+        "TieredCache.get (memory hit)": "cache.get(K)",
+        "hand-written TTL decorator": "handwritten()",
+        "@tiered.cache static key": "static()",
+    }
+    return {"paths": h.time_paths(ns, stmts, spec["rounds"], calls=spec["calls"])}
+
+
+def task_disk_first(spec: dict[str, Any]) -> dict[str, Any]:
+    """First get of a 100-byte value in a fresh process: open + get (imports timed apart)."""
+    directory, kind = spec["dir"], spec["kind"]
+    t0 = time.perf_counter()
+    if kind == "tiered":
+        from tiered_cache import TieredCache
+
+        t1 = time.perf_counter()
+        cache = TieredCache(directory=directory, ttl=3600)
+        value = cache.get("k100")
+    else:
+        import diskcache
+
+        t1 = time.perf_counter()
+        cache = diskcache.Cache(directory)
+        value = cache.get("k100")
+    t2 = time.perf_counter()
+    if not value or len(value) != 100:
+        raise SystemExit(f"expected a 100-byte value, got {value!r}")
+    return {"import_ms": (t1 - t0) * 1e3, "open_get_ms": (t2 - t1) * 1e3}
+
+
+def task_disk_warm(spec: dict[str, Any]) -> dict[str, Any]:
+    """Per-call disk hit with the memory tier bypassed, against raw diskcache.Cache.get."""
+    import diskcache
+
+    from tiered_cache import TieredCache
+
+    tiered = TieredCache(directory=spec["tiered_dir"], ttl=3600, memory_items=1)
+    raw = diskcache.Cache(spec["raw_dir"])
+    for k in ("a", "b"):
+        assert tiered.get(k) is not None and raw.get(k) is not None
+    ns = {"tiered": tiered, "raw": raw}
+    stmts = {
+        # memory_items=1: each get of the other key evicts this one, so every get reads disk
+        "TieredCache.get, disk hit (memory_items=1, alternating keys)": (
+            "tiered.get('a'); tiered.get('b')"
+        ),
+        "diskcache.Cache.get (alternating keys)": "raw.get('a'); raw.get('b')",
+    }
+    paths = h.time_paths(ns, stmts, spec["rounds"], calls=spec["calls"])
+    for p in paths.values():  # two gets per statement
+        for k in ("median_ns", "p99_ns", "per_call_median_ns"):
+            p[k] /= 2
+    stats = tiered.stats()
+    return {"paths": paths, "tiered_stats": {k: stats[k] for k in ("memory_hits", "disk_hits")}}
+
+
+def task_s3_sizes(spec: dict[str, Any]) -> dict[str, Any]:
+    names = spec["names"]
+    h.start_moto(names, s3_size=1024, big_size=spec["size"])
+    origin = h.Origin("virtual").install()
+    peer = _peer(spec)
+    if peer.s3 is None:
+        return {"note": peer.note}
+    from tiered_cache import s3
+
+    small, big = peer.s3(), peer.big()
+    assert os.path.getsize(small) == 1024 and os.path.getsize(big) == spec["size"]
+    ns = {"s3": s3, "U1": names["uri"], "U2": names["big_uri"], "A": spec["ttl"]}
+    stmts = {
+        "s3.get_entry 1 KiB": "s3.get_entry(s3Uri=U1, max_age_in_seconds=A)",
+        "s3.get_entry large": "s3.get_entry(s3Uri=U2, max_age_in_seconds=A)",
+    }
+    calls = origin.total
+    paths = h.time_paths(ns, stmts, spec["rounds"], calls=spec["calls"])
+    return {"paths": paths, "origin_calls_while_timing": origin.total - calls}
+
+
+TASKS = {
+    "hits": task_hits,
+    "stream": task_stream,
+    "cold": task_cold,
+    "large": task_large,
+    "crowd": task_crowd,
+    "speed_core": task_speed_core,
+    "disk_first": task_disk_first,
+    "disk_warm": task_disk_warm,
+    "s3_sizes": task_s3_sizes,
+}
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    h.emit(TASKS[spec["task"]](spec))
+
+
+if __name__ == "__main__":
+    main()
