@@ -80,8 +80,12 @@ def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
     """A Markdown table (also readable on a terminal)."""
     cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    out = [f"\n### {title}\n", line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+
+    def line(r: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    out = [f"\n### {title}\n", line(cells[0]), rule]
     out += [line(r) for r in cells[1:]]
     return "\n".join(out)
 
@@ -250,9 +254,7 @@ def start_moto(
     return mock
 
 
-def update_object(
-    origin: Origin, names: dict[str, str], key: str, size: int, seed: int
-) -> None:
+def update_object(origin: Origin, names: dict[str, str], key: str, size: int, seed: int) -> None:
     """Change an S3 object at the origin (not counted: the hook is paused meanwhile)."""
     import boto3
 
@@ -380,12 +382,11 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "processor": platform.processor(),
     }
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    info["cpu_model"] = line.split(":", 1)[1].strip()
-                    break
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         commit = subprocess.run(
             ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
@@ -409,8 +410,12 @@ def timer() -> Iterator[list[float]]:
 
 def tiered_aws_status() -> str | None:
     """None when tiered_cache's AWS helpers are importable, else the reason they are not."""
-    missing = [m for m in ("ssm", "secrets_manager", "s3") if not module_available(f"tiered_cache.{m}")]
-    return f"n/a (module missing: {', '.join('tiered_cache.' + m for m in missing)})" if missing else None
+    missing = [
+        f"tiered_cache.{m}"
+        for m in ("ssm", "secrets_manager", "s3")
+        if not module_available(f"tiered_cache.{m}")
+    ]
+    return f"n/a (module missing: {', '.join(missing)})" if missing else None
 
 
 # -- hit-path timing -------------------------------------------------------------------------
@@ -543,9 +548,8 @@ def preload() -> None:
     for k, v in aws_env().items():
         os.environ.setdefault(k, v)
     import boto3  # noqa: F401
-    import moto  # noqa: F401
-    import moto.s3.models  # noqa: F401
-    import moto.secretsmanager.models  # noqa: F401
+    import moto.s3.models
+    import moto.secretsmanager.models
     import moto.ssm.models  # noqa: F401
     from moto import mock_aws  # noqa: F401
 

@@ -83,14 +83,12 @@ def _fetchers(names: dict[str, str], directory: str) -> dict[str, Callable[[], A
     clients = _Clients()
 
     def ssm() -> str:
-        return clients("ssm").get_parameter(Name=names["param"], WithDecryption=True)[
-            "Parameter"
-        ]["Value"]
+        return clients("ssm").get_parameter(Name=names["param"], WithDecryption=True)["Parameter"][
+            "Value"
+        ]
 
     def secret() -> str:
-        return clients("secretsmanager").get_secret_value(SecretId=names["secret"])[
-            "SecretString"
-        ]
+        return clients("secretsmanager").get_secret_value(SecretId=names["secret"])["SecretString"]
 
     def s3_bytes() -> bytes:
         return clients("s3").get_object(Bucket=names["bucket"], Key=names["key"])["Body"].read()

@@ -85,7 +85,7 @@ def task_hits(spec: dict[str, Any]) -> dict[str, Any]:
 def task_stream(spec: dict[str, Any]) -> dict[str, Any]:
     import random
 
-    names, n, window = spec["names"], spec["invocations"], spec["window_s"]
+    n, window = spec["invocations"], spec["window_s"]
     clock = h.SimClock(fixed=time.time())
     start = clock()
     _origin(spec, s3_size=spec["s3_size"], clock=clock)
@@ -276,24 +276,30 @@ def task_speed_core(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def task_disk_first(spec: dict[str, Any]) -> dict[str, Any]:
-    """First get of a 100-byte value in a fresh process: open + get (imports timed apart)."""
+    """First get of a 100-byte value in a fresh process.
+
+    ``import_ms``: importing the package (tiered_cache, or diskcache for the raw peer);
+    ``open_get_ms``: making the cache object and the first get. With ``pre_import`` diskcache
+    is imported before the clock starts in both, so open + get compares like with like
+    (tiered-cache imports diskcache lazily, inside its first disk access).
+    """
     directory, kind = spec["dir"], spec["kind"]
+    if spec.get("pre_import"):
+        import diskcache
     t0 = time.perf_counter()
     if kind == "tiered":
         from tiered_cache import TieredCache
 
         t1 = time.perf_counter()
-        cache = TieredCache(directory=directory, ttl=3600)
-        value = cache.get("k100")
+        value = TieredCache(directory=directory, ttl=86400).get("k100")
     else:
         import diskcache
 
         t1 = time.perf_counter()
-        cache = diskcache.Cache(directory)
-        value = cache.get("k100")
+        value = diskcache.Cache(directory).get("k100")
     t2 = time.perf_counter()
     if not value or len(value) != 100:
-        raise SystemExit(f"expected a 100-byte value, got {value!r}")
+        raise RuntimeError(f"expected a 100-byte value, got {value!r}")
     return {"import_ms": (t1 - t0) * 1e3, "open_get_ms": (t2 - t1) * 1e3}
 
 
@@ -305,8 +311,8 @@ def task_disk_warm(spec: dict[str, Any]) -> dict[str, Any]:
 
     tiered = TieredCache(directory=spec["tiered_dir"], ttl=3600, memory_items=1)
     raw = diskcache.Cache(spec["raw_dir"])
-    for k in ("a", "b"):
-        assert tiered.get(k) is not None and raw.get(k) is not None
+    if any(c.get(k) is None for c in (tiered, raw) for k in ("a", "b")):
+        raise RuntimeError("disk_warm: the stores were not filled")
     ns = {"tiered": tiered, "raw": raw}
     stmts = {
         # memory_items=1: each get of the other key evicts this one, so every get reads disk
@@ -333,7 +339,8 @@ def task_s3_sizes(spec: dict[str, Any]) -> dict[str, Any]:
     from tiered_cache import s3
 
     small, big = peer.s3(), peer.big()
-    assert os.path.getsize(small) == 1024 and os.path.getsize(big) == spec["size"]
+    if (os.path.getsize(small), os.path.getsize(big)) != (1024, spec["size"]):
+        raise RuntimeError("s3_sizes: the cached files have the wrong sizes")
     ns = {"s3": s3, "U1": names["uri"], "U2": names["big_uri"], "A": spec["ttl"]}
     stmts = {
         "s3.get_entry 1 KiB": "s3.get_entry(s3Uri=U1, max_age_in_seconds=A)",

@@ -1,0 +1,374 @@
+"""The speed targets of issues 2 and 3, each a ratio against a baseline measured in this run.
+
+    python3 benchmarks/speed.py            # full: more repetitions
+    python3 benchmarks/speed.py --quick    # the CI smoke run
+
+Prints each target with its measured figure and PASS or SHORT; never fails on a timing (exit
+status is non-zero only if the script itself crashes). ``run.py`` calls :func:`run` and passes
+the hit-path results of its scenario 1 so they are not measured twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _harness as h
+
+QUICK = {"rounds": 15, "calls": 5000, "fresh": 9, "imports": 15, "s3_size": 100 * h.MB}
+FULL = {"rounds": 80, "calls": 50000, "fresh": 25, "imports": 41, "s3_size": 100 * h.MB}
+
+FILL_SRC = """
+import sys, diskcache
+from tiered_cache import TieredCache
+tiered_dir, raw_dir = sys.argv[1], sys.argv[2]
+t = TieredCache(directory=tiered_dir, ttl=86400, jitter=0.0)
+r = diskcache.Cache(raw_dir)
+for k in ("k100", "a", "b"):
+    t.set(k, b"x" * 100)
+    r.set(k, b"x" * 100)
+r.close()
+"""
+
+
+def _fresh(kind: str, directory: str, pre_import: bool) -> dict[str, Any]:
+    spec = {"task": "disk_first", "kind": kind, "dir": directory, "pre_import": pre_import}
+    return h.run_worker(spec)
+
+
+def _import_times(n: int, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Wall time of fresh interpreters: ``-c pass`` vs ``-c 'import tiered_cache'``."""
+    cmds = {
+        "python -c pass": "pass",
+        "python -c 'import tiered_cache'": "import tiered_cache",
+    }
+    samples: dict[str, list[float]] = {k: [] for k in cmds}
+    env = h.child_env()
+    for i in range(n):
+        if i % 5 == 0:
+            progress(f"import tiered_cache: fresh interpreter {i + 1}/{n}")
+        for label, code in cmds.items():
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], env=env, check=True)
+            samples[label].append((time.perf_counter() - t) * 1e3)
+    diffs = [
+        a - b
+        for a, b in zip(
+            samples["python -c 'import tiered_cache'"], samples["python -c pass"], strict=True
+        )
+    ]
+    return {
+        "median_ms": {k: h.median(v) for k, v in samples.items()},
+        "p99_ms": {k: h.pct(v, 99) for k, v in samples.items()},
+        "above_pass_ms": h.median(diffs),
+        "n": n,
+    }
+
+
+def _target(
+    name: str, measured: float | None, target: float, unit: str, detail: str, kind: str = "max"
+) -> dict[str, Any]:
+    if measured is None or measured != measured:
+        verdict = "n/a"
+    elif kind == "within":
+        verdict = "PASS" if abs(measured - 1.0) <= target else "SHORT"
+    else:
+        verdict = "PASS" if measured <= target else "SHORT"
+    if kind == "within":
+        goal = f"within {target:.0%}"
+    elif unit == "ms":
+        goal = f"<= {target:g} ms above"
+    elif unit == "%":
+        goal = f"<= {target:.0%}"
+    else:
+        goal = f"<= {target:g}x"
+    if measured is None or measured != measured:
+        shown = "n/a"
+    elif unit == "ms":
+        shown = f"{measured:+.1f} ms"
+    elif unit == "%":
+        shown = f"{measured:.0%}"
+    else:
+        shown = f"{measured:.2f}x"
+    return {
+        "target": name,
+        "goal": goal,
+        "measured": measured,
+        "shown": shown,
+        "verdict": verdict,
+        "detail": detail,
+    }
+
+
+def _hits(lib: str, cfg: dict[str, Any], tmp: str) -> dict[str, Any]:
+    spec = {
+        "task": "hits",
+        "lib": lib,
+        "names": h.names_for(lib, "speed"),
+        "ttl": 3600,
+        "dir": os.path.join(tmp, lib),
+        "rounds": cfg["rounds"],
+        "calls": cfg["calls"],
+    }
+    return h.run_worker(spec)
+
+
+def run(
+    quick: bool,
+    hits: dict[str, dict[str, Any]] | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Measure every target; ``hits`` may carry scenario 1's worker results by library."""
+    cfg = QUICK if quick else FULL
+    tmp = tempfile.mkdtemp(prefix="tcbench-speed-")
+    raw: dict[str, Any] = {}
+    targets: list[dict[str, Any]] = []
+    try:
+        progress("speed: TieredCache.get and @tiered.cache vs their baselines")
+        core = h.run_worker(
+            {
+                "task": "speed_core",
+                "dir": tmp,
+                "rounds": cfg["rounds"],
+                "calls": cfg["calls"],
+            }
+        )
+        raw["core"] = core
+        p = core.get("paths", {})
+        if p:
+            floor = p["floor"]["median_ns"]
+            get = p["TieredCache.get (memory hit)"]["median_ns"]
+            hand = p["hand-written TTL decorator"]["median_ns"]
+            deco = p["@tiered.cache static key"]["median_ns"]
+            targets.append(
+                _target(
+                    "TieredCache.get memory hit vs floor",
+                    get / floor,
+                    3.0,
+                    "x",
+                    f"{h.fmt_ns(get)} vs {h.fmt_ns(floor)}",
+                )
+            )
+            targets.append(
+                _target(
+                    "@tiered.cache warm hit (static key) vs hand-written TTL decorator",
+                    deco / hand,
+                    2.5,
+                    "x",
+                    f"{h.fmt_ns(deco)} vs {h.fmt_ns(hand)}",
+                )
+            )
+
+        progress("speed: disk hit of a 100-byte value (fresh processes and warm)")
+        tiered_dir, raw_dir = os.path.join(tmp, "disk-tiered"), os.path.join(tmp, "disk-raw")
+        subprocess.run(
+            [sys.executable, "-c", FILL_SRC, tiered_dir, raw_dir], env=h.child_env(), check=True
+        )
+        fresh: dict[str, list[dict[str, Any]]] = {}
+        for i in range(cfg["fresh"]):
+            if i % 5 == 0:
+                progress(f"speed: disk first get, fresh interpreter {i + 1}/{cfg['fresh']}")
+            for kind, directory in (("tiered", tiered_dir), ("raw", raw_dir)):
+                for pre in (False, True):
+                    fresh.setdefault(f"{kind}:{pre}", []).append(_fresh(kind, directory, pre))
+        summary = {}
+        for label, runs in fresh.items():
+            ok = [r for r in runs if "error" not in r]
+            summary[label] = {
+                "import_ms": h.median([r["import_ms"] for r in ok]),
+                "open_get_ms": h.median([r["open_get_ms"] for r in ok]),
+                "total_ms": h.median([r["import_ms"] + r["open_get_ms"] for r in ok]),
+                "errors": [r["error"] for r in runs if "error" in r][:1],
+            }
+        raw["disk_first"] = summary
+        t_all, r_all = summary["tiered:False"], summary["raw:False"]
+        t_pre, r_pre = summary["tiered:True"], summary["raw:True"]
+        targets.append(
+            _target(
+                "disk hit, fresh process: import + open + first get vs raw diskcache",
+                t_all["total_ms"] / r_all["total_ms"],
+                1.5,
+                "x",
+                f"{t_all['total_ms']:.1f} ms vs {r_all['total_ms']:.1f} ms",
+            )
+        )
+        targets.append(
+            _target(
+                "disk hit, fresh process: open + first get (diskcache imported) vs raw",
+                t_pre["open_get_ms"] / r_pre["open_get_ms"],
+                1.5,
+                "x",
+                f"{t_pre['open_get_ms']:.2f} ms vs {r_pre['open_get_ms']:.2f} ms",
+            )
+        )
+        warm = h.run_worker(
+            {
+                "task": "disk_warm",
+                "tiered_dir": tiered_dir,
+                "raw_dir": raw_dir,
+                "rounds": cfg["rounds"],
+                "calls": max(1000, cfg["calls"] // 10),
+            }
+        )
+        raw["disk_warm"] = warm
+        wp = warm.get("paths", {})
+        if wp:
+            tw = wp["TieredCache.get, disk hit (memory_items=1, alternating keys)"]["median_ns"]
+            rw = wp["diskcache.Cache.get (alternating keys)"]["median_ns"]
+            targets.append(
+                _target(
+                    "disk hit per call, memory tier bypassed, vs raw diskcache.Cache.get",
+                    tw / rw,
+                    1.5,
+                    "x",
+                    f"{h.fmt_ns(tw)} vs {h.fmt_ns(rw)}",
+                )
+            )
+
+        imports = _import_times(cfg["imports"], progress)
+        raw["import"] = imports
+        pass_ms = imports["median_ms"]["python -c pass"]
+        tc_ms = imports["median_ms"]["python -c 'import tiered_cache'"]
+        targets.append(
+            _target(
+                "import tiered_cache in a fresh interpreter, above python -c pass",
+                imports["above_pass_ms"],
+                30.0,
+                "ms",
+                f"{tc_ms:.1f} ms vs {pass_ms:.1f} ms (median of {imports['n']})",
+            )
+        )
+
+        missing = h.tiered_aws_status()
+        hits = dict(hits or {})
+        for lib in ("tiered-aws", "lambda-cache"):
+            if lib not in hits and not (lib == "tiered-aws" and missing):
+                progress(f"speed: warm hits of {lib}")
+                hits[lib] = _hits(lib, cfg, tmp)
+        raw["hits"] = {k: v for k, v in hits.items() if k in ("tiered-aws", "lambda-cache")}
+        ta = hits.get("tiered-aws", {}).get("paths", {})
+        lc = hits.get("lambda-cache", {}).get("paths", {})
+        if missing or not ta:
+            reason = missing or hits.get("tiered-aws", {}).get("error", "no result")
+            for name, goal, unit in (
+                ("ssm.get_entry warm hit vs floor", 3.0, "x"),
+                ("@ssm.cache handler overhead vs lambda-cache's", 0.4, "%"),
+            ):
+                targets.append(_target(name, None, goal, unit, reason))
+        else:
+            ratio = ta["ssm.get_entry"]["median_ns"] / ta["floor"]["median_ns"]
+            targets.append(
+                _target(
+                    "ssm.get_entry warm hit vs floor",
+                    ratio,
+                    3.0,
+                    "x",
+                    f"{h.fmt_ns(ta['ssm.get_entry']['median_ns'])} vs "
+                    f"{h.fmt_ns(ta['floor']['median_ns'])}",
+                )
+            )
+            t_over = (
+                ta["@ssm.cache handler"]["median_ns"]
+                - ta["bare handler (no decorator)"]["median_ns"]
+            )
+            l_over = (
+                lc["@ssm.cache handler"]["median_ns"]
+                - lc["bare handler (no decorator)"]["median_ns"]
+            )
+            targets.append(
+                _target(
+                    "@ssm.cache handler overhead vs lambda-cache's",
+                    t_over / l_over if l_over > 0 else None,
+                    0.4,
+                    "%",
+                    f"{h.fmt_ns(t_over)} vs {h.fmt_ns(l_over)} above a bare handler call",
+                )
+            )
+
+        name = f"s3.get_entry warm hit, {cfg['s3_size'] // h.MB} MB object vs 1 KiB"
+        if missing:
+            targets.append(_target(name, None, 0.2, "x", missing, "within"))
+        else:
+            progress(f"speed: s3.get_entry warm hits, 1 KiB and {cfg['s3_size'] // h.MB} MB")
+            s3 = h.run_worker(
+                {
+                    "task": "s3_sizes",
+                    "lib": "tiered-aws",
+                    "names": h.names_for("tiered-aws", "speed"),
+                    "ttl": 3600,
+                    "dir": os.path.join(tmp, "s3"),
+                    "size": cfg["s3_size"],
+                    "rounds": cfg["rounds"],
+                    "calls": max(1000, cfg["calls"] // 10),
+                }
+            )
+            raw["s3_sizes"] = s3
+            sp = s3.get("paths", {})
+            if sp:
+                big, small = (
+                    sp["s3.get_entry large"]["median_ns"],
+                    sp["s3.get_entry 1 KiB"]["median_ns"],
+                )
+                targets.append(
+                    _target(
+                        name,
+                        big / small,
+                        0.2,
+                        "x",
+                        f"{h.fmt_ns(big)} vs {h.fmt_ns(small)}",
+                        "within",
+                    )
+                )
+            else:
+                targets.append(_target(name, None, 0.2, "x", s3.get("error", "?"), "within"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"targets": targets, "raw": raw}
+
+
+def report(result: dict[str, Any]) -> str:
+    rows = [
+        [t["target"], t["goal"], t["shown"], t["verdict"], t["detail"]] for t in result["targets"]
+    ]
+    return h.table(
+        "Speed targets (issues 2 and 3): medians, ratios measured in this run",
+        ["target", "goal", "measured", "verdict", "median vs baseline"],
+        rows,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    result = run(args.quick, progress=lambda m: print(f"[speed] {m}", flush=True))
+    print(report(result))
+    result["meta"] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": h.machine(),
+        "versions": h.versions(),
+        "mode": "quick" if args.quick else "full",
+        "seconds": time.perf_counter() - start,
+    }
+    out = args.json or os.path.join(h.RESULTS, f"speed{'-quick' if args.quick else ''}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as fh:
+        json.dump(result, fh, indent=2, default=str)
+    print(f"\nspeed: {time.perf_counter() - start:.0f} s; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
