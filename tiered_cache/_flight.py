@@ -31,19 +31,20 @@ STRIPES: Final = 64
 # Time kept back from a known deadline so the handler can still use what it waited for.
 DEADLINE_MARGIN: Final = 1.0
 
-# A wall-clock deadline, or a callable returning one (read only when a wait needs it).
-_deadline: contextvars.ContextVar[float | Callable[[], float] | None] = contextvars.ContextVar(
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "tiered_cache_deadline", default=None
 )
 
+#: Set by the Lambda handler wrappers (``tiered_cache._aws``) for the length of a handler call
+#: and read only when a wait needs it: milliseconds left before the invocation's deadline, as
+#: ``LambdaContext.get_remaining_time_in_millis`` returns. Process-wide, so threads the handler
+#: starts see it too; a :func:`deadline_scope` overrides it.
+remaining_ms: Callable[[], float] | None = None
+
 
 @contextlib.contextmanager
-def deadline_scope(deadline: float | Callable[[], float] | None) -> Iterator[None]:
-    """Within this block, lock waits end ``DEADLINE_MARGIN`` s before wall-clock ``deadline``.
-
-    ``deadline`` may be a callable returning it, called only when a wait needs it: cheap to set
-    on a hot path such as a Lambda handler wrapper (``_deadline.set``/``reset`` directly).
-    """
+def deadline_scope(deadline: float | None) -> Iterator[None]:
+    """Within this block, lock waits end ``DEADLINE_MARGIN`` s before wall-clock ``deadline``."""
     token = _deadline.set(deadline)
     try:
         yield
@@ -55,9 +56,13 @@ def bounded_wait(timeout: float) -> float:
     """``timeout``, shortened to fit before the current deadline (never below zero)."""
     deadline = _deadline.get()
     if deadline is None:
-        return timeout
-    if callable(deadline):
-        deadline = deadline()
+        remaining = remaining_ms
+        if remaining is None:
+            return timeout
+        try:
+            deadline = time.time() + float(remaining()) / 1000.0
+        except Exception:  # a context that cannot tell: wait as if no deadline were known
+            return timeout
     return max(0.0, min(timeout, deadline - time.time() - DEADLINE_MARGIN))
 
 
