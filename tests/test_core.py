@@ -274,3 +274,60 @@ def test_value_stored_by_another_process_is_read_here(
     loader = Loader("parent loaded")
     assert cache.get_or_load("from-child", loader) == ["child", 2]
     assert loader.calls == 0
+
+
+def test_memory_only_loader_result_stays_out_of_the_disk(make_cache: Any) -> None:
+    from tiered_cache._core import MemoryOnly
+
+    cache = make_cache()
+    assert cache.get_or_load("secret", lambda: MemoryOnly("s3cr3t")) == "s3cr3t"
+    assert cache.get_or_load("secret", Loader("again")) == "s3cr3t"
+    assert make_cache().get("secret") is None
+
+
+def test_database_lock_timeout_is_a_skipped_write_without_warning(
+    make_cache: Any, caplog: Any
+) -> None:
+    import logging
+    import sqlite3
+
+    cache = make_cache()
+    cache._disk.timeout = 0.05  # diskcache's busy timeout, read when the store opens
+    cache.set("before", "v")
+    blocker = sqlite3.connect(Path(cache._disk.db_dir) / "cache.db", timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with caplog.at_level(logging.WARNING, logger="tiered_cache"):
+            cache.set("during", "memory only")
+            assert cache.get("during") == "memory only"
+            cache._memory.clear()
+            assert cache.get("before", "MISS") in ("v", "MISS")
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert cache.stats()["disk_lock_timeouts"] >= 1
+    assert cache.stats()["disk_errors"] == 0
+    cache.set("after", "v")  # the tier was never disabled
+    assert make_cache().get("after") == "v"
+
+
+def test_disk_fault_in_delete_and_clear_never_raises(make_cache: Any) -> None:
+    import sqlite3
+
+    for action in ("delete", "clear"):
+        cache = make_cache()
+        cache.set("k", "v")
+        db = sqlite3.connect(Path(cache._disk.db_dir) / "cache.db")
+        db.execute("DROP TABLE Cache")
+        db.commit()
+        db.close()
+        if action == "delete":
+            assert cache.delete("k") is True  # memory held it
+        else:
+            cache.clear()
+        assert cache.get("k") is None
+        assert cache.stats()["disk_errors"] == 1
+        cache._disk._broken_until = 0.0  # as if retry_after had passed: the store reopens
+        cache.set("k", "again")
+        assert make_cache().get("k") == "again"

@@ -227,3 +227,24 @@ def test_vanished_directory_degrades_with_one_warning(
     with caplog.at_level(logging.WARNING):
         _exercise(cache)
     assert len(_warnings(caplog)) == 1
+
+
+def test_disk_filling_up_during_a_download_is_a_clear_error(
+    tmpfs: Any, tmp_path: Path, fake_clock: Any
+) -> None:
+    from tiered_cache.exceptions import TieredCacheError
+
+    mnt = tmpfs(tmp_path / "dl", size="1m")
+    cache = tiered.TieredCache(directory=str(mnt / "c"), disk_bytes=64 * 2**20, clock=fake_clock)
+
+    def fetch(dest: Any, version: str | None) -> str:
+        for _ in range(64):
+            dest.write(b"x" * 65536)
+            dest.flush()
+        return "e"
+
+    with pytest.raises(TieredCacheError, match="could not write the object") as info:
+        cache.load_file("big", fetch)
+    assert isinstance(info.value.__cause__, OSError)
+    assert os.listdir(mnt / "c" / "tmp") == []  # nothing partial left
+    assert cache.load_file("small", lambda dest, version: dest.write(b"ok") and "e")

@@ -96,9 +96,7 @@ print(json.dumps(cache.get_or_load("cold", loader)))
 
 
 @pytest.mark.slow
-def test_8_processes_started_together_run_the_loader_once(
-    cache_dir: str, tmp_path: Path
-) -> None:
+def test_8_processes_started_together_run_the_loader_once(cache_dir: str, tmp_path: Path) -> None:
     import tiered_cache as tiered
 
     tiered.TieredCache(directory=cache_dir).get("create")  # the directory exists, as on a host
@@ -307,3 +305,54 @@ def test_concurrent_refreshes_coalesce(make_cache: Any, fake_clock: Any) -> None
     results = _run_threads(16, lambda: cache.load("k", loader, refresh=True))
     assert results == ["new"] * 16
     assert loader.calls == 1
+
+
+def _wait_in_thread(target: Any) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(target()))
+    thread.start()
+    return thread, out
+
+
+def test_a_waiter_on_the_file_lock_takes_what_the_holder_stored(make_cache: Any) -> None:
+    """The cross-process path, deterministically: another "process" (a second cache on the
+    same directory) holds the key's lock stripe, stores the value and releases; the waiter
+    then finds it on disk instead of calling its own loader."""
+    waiter = make_cache(lock_timeout=20)
+    other = make_cache()
+    waiter.get("open")
+    loader = SlowLoader("waiter's own", hold=0)
+    with file_lock(other._disk.locks_dir, "k", 5) as held:
+        assert held
+        thread, out = _wait_in_thread(lambda: waiter.get_or_load("k", loader))
+        deadline = time.monotonic() + 5
+        while waiter.stats()["misses"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)  # until the waiter is past its own memory and disk checks
+        other.set("k", "holder's")
+    thread.join(10)
+    assert out == ["holder's"]
+    assert loader.calls == 0
+
+
+def test_a_file_waiter_takes_the_file_the_holder_stored(make_cache: Any) -> None:
+    waiter = make_cache(lock_timeout=20)
+    other = make_cache()
+    waiter.get("open")
+    fetches: list[str] = []
+
+    def fetch(dest: Any, version: str | None) -> str:
+        fetches.append("waiter")
+        dest.write(b"waiter's")
+        return "w"
+
+    with file_lock(other._disk.locks_dir, "obj", 5) as held:
+        assert held
+        thread, out = _wait_in_thread(lambda: waiter.load_file("obj", fetch))
+        deadline = time.monotonic() + 5
+        while waiter.stats()["misses"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        holder_path = other.load_file("obj", lambda dest, version: dest.write(b"holder's") and "h")
+    thread.join(10)
+    assert out == [holder_path]
+    assert Path(holder_path).read_bytes() == b"holder's"
+    assert fetches == []
