@@ -336,7 +336,7 @@ def test_a_waiter_on_the_file_lock_takes_what_the_holder_stored(make_cache: Any)
 
 def test_a_file_waiter_takes_the_file_the_holder_stored(make_cache: Any) -> None:
     waiter = make_cache(lock_timeout=20)
-    other = make_cache()
+    other = make_cache(lock_timeout=0)  # stands for the holder: it must not wait on itself
     waiter.get("open")
     fetches: list[str] = []
 
