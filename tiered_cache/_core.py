@@ -338,7 +338,8 @@ class TieredCache:
             if found is not None:
                 return found.value  # type: ignore[no-any-return]
         self.misses += 1
-        with self._flight.hold(key, bounded_wait(self.lock_timeout)) as held:
+        until = time.monotonic() + bounded_wait(self.lock_timeout)  # one bound for all waits
+        with self._flight.hold(key, _left(until)) as held:
             if held:  # local re-checks: a peer elsewhere shows up after the fleet lock
                 found = self._current(key, bound, seen, persist)
                 if found is not None:
@@ -346,7 +347,7 @@ class TieredCache:
             disk = self._disk
             if not persist or disk is None or not disk.available:
                 return self._fleet_load(key, loader, ttl, sie, persist, bound, seen, share, look)
-            with file_lock(disk.locks_dir, key, bounded_wait(self.lock_timeout)) as locked:
+            with file_lock(disk.locks_dir, key, _left(until)) as locked:
                 if locked:
                     found = self._current(key, bound, seen, persist)
                     if found is not None:
@@ -480,9 +481,10 @@ class TieredCache:
             )
         sie = self.stale_if_error if stale_if_error is None else stale_if_error
         self.misses += 1
+        until = time.monotonic() + bounded_wait(self.lock_timeout)  # one bound for both waits
         with (
-            self._flight.hold(key, bounded_wait(self.lock_timeout)) as held,
-            file_lock(disk.locks_dir, key, bounded_wait(self.lock_timeout)) as locked,
+            self._flight.hold(key, _left(until)) as held,
+            file_lock(disk.locks_dir, key, _left(until)) as locked,
         ):
             if held or locked:
                 entry = self._file_entry(key, bound)
@@ -641,6 +643,11 @@ def _disk_error(key: str, disk: DiskTier, exc: BaseException) -> TieredCacheErro
         "the disk is full or unwritable: free /tmp, lower TIERED_CACHE_DISK_BYTES or raise "
         "the function's ephemeral storage"
     )
+
+
+def _left(until: float) -> float:
+    """Seconds of a lock-wait budget left before monotonic time ``until`` (never below 0)."""
+    return max(0.0, until - time.monotonic())
 
 
 def _exists(path: str) -> bool:
