@@ -9,6 +9,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -442,3 +443,37 @@ def test_import_and_configuration_do_not_import_redis(
         env={"TIERED_CACHE_REDIS_URL": redis_server.url},
     )
     assert result.stdout.strip() == "ok"
+
+
+def test_a_waiter_rechecks_after_the_fleet_lock_and_takes_the_holders_value(
+    fleet: Callable[..., tuple[Any, SharedTier]], make_tier: Callable[..., SharedTier]
+) -> None:
+    holder_cache, holder = fleet("env-holder")
+    waiter_cache, waiter = fleet("env-waiter", tier=make_tier(lock_wait=30.0))
+    loader = Counting("never")
+    results: list[Any] = []
+    with holder.lock("k", 0.0) as held:
+        assert held
+        thread = threading.Thread(
+            target=lambda: results.append(waiter_cache.get_or_load("k", loader))
+        )
+        thread.start()
+        deadline = time.monotonic() + 30.0
+        while waiter.attempts < 3:  # its GET, then SET NX twice: it is waiting on our lock
+            assert time.monotonic() < deadline, "the waiter never reached the fleet lock"
+            time.sleep(0.001)
+        holder_cache.set("k", "holders-value")
+    thread.join(30.0)
+    assert results == ["holders-value"]
+    assert loader.calls == 0
+    assert waiter.lock_timeouts == 0
+    assert waiter_cache.stats()["shared_hits"] == 1
+
+
+def test_shared_tier_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="either a Redis URL or a client"):
+        SharedTier()
+    with pytest.raises(ValueError, match="failures >= 1"):
+        SharedTier("redis://h", failures=0)
+    assert "prefix='p:'" in repr(SharedTier("redis://h:1", prefix="p:"))
+    assert "client" in repr(SharedTier(client=object()))
