@@ -336,3 +336,27 @@ def test_usage_counts_database_objects_and_locks(make_cache: Any) -> None:
     cache.load_file("obj", lambda dest, version: dest.write(b"q" * 100_000) and "e")
     assert cache._disk.usage() >= before + 100_000
     assert cache._disk.usage() == _walk_bytes(cache._disk.root)
+
+
+def test_download_whose_temp_file_vanished_is_a_clear_error(make_cache: Any) -> None:
+    cache = make_cache()
+
+    def fetch(dest: IO[bytes], version: str | None) -> str | None:
+        dest.write(b"body")
+        for part in Path(cache._disk.tmp_dir).iterdir():
+            part.unlink()  # gone before the commit
+        return "e"
+
+    with pytest.raises(TieredCacheError, match="could not store the object"):
+        cache.load_file("obj", fetch)
+    assert cache.stats()["disk_errors"] == 1
+
+
+def test_unusable_temp_directory_is_a_clear_error(make_cache: Any) -> None:
+    cache = make_cache()
+    cache.get("open")
+    os.rmdir(cache._disk.tmp_dir)
+    Path(cache._disk.tmp_dir).write_text("not a directory")
+    with pytest.raises(TieredCacheError, match="could not write the object") as info:
+        cache.load_file("obj", lambda dest, version: dest.write(b"x") and "e")
+    assert isinstance(info.value.__cause__, OSError)
