@@ -542,7 +542,10 @@ class TieredCache:
             self._memory.set(key, renewed)
             disk.set(key, renewed, payload, previous.flags)
             return path
-        size = _file_size(temp_path)
+        try:
+            size = _file_size(temp_path)
+        except OSError as exc:  # the finished temp file is gone: a disk fault, never raw
+            raise _disk_error(key, disk, exc) from exc
         if size > disk.budget:
             _discard(temp_path)
             raise TieredCacheError(
