@@ -1,0 +1,263 @@
+"""S3 objects, cached as local files (and small ones as bytes), in lambda-cache's call style.
+
+::
+
+    from tiered_cache import s3
+
+    @s3.cache(s3Uri="s3://bucket/models/model.bin", max_age_in_seconds=3600)
+    def handler(event, context): ...                    # context.model.bin: a local path
+
+    s3.get_entry(s3Uri="s3://bucket/key")                   # str: path of a local file
+    s3.get_bytes(s3Uri="s3://bucket/small.json")            # bytes
+
+``get_entry`` and ``@s3.cache`` give the path of a complete file inside the cache directory,
+under a hashed name. The object is streamed to a temporary file in that directory in chunks
+(never held whole in memory) and moved into place atomically: a download that fails or is
+killed leaves nothing a later call could take for complete. After the max age the object is
+revalidated with a conditional GET (``IfNoneMatch`` with the stored ETag): an unchanged object
+costs one round trip and no body; a changed one lands at a new path. With
+``check_before_download=False`` it is downloaded again instead. Files count toward the disk
+budget (least recently used evicted first); an object larger than the whole budget raises
+``TieredCacheError`` naming both sizes. A warm hit costs the same for 1 KB and 100 MB.
+
+Options (keywords, every call): ``max_age_in_seconds`` or ``ttl`` (the same setting; default:
+the cache's ttl, 60 s unless ``TIERED_CACHE_TTL``), ``stale_if_error``, ``client``,
+``session``, ``region_name``; ``get_bytes`` also takes ``persist`` (default True).
+
+IAM: ``s3:GetObject`` on the objects (and ``s3:ListBucket`` on the bucket, so that a missing
+key is answered with ``NoSuchKey`` rather than ``AccessDenied``).
+
+Errors: ``InvalidS3UriError`` (also a ``ValueError``) for a URI not of the form
+``s3://bucket/key``; ``NotFoundError`` for a missing bucket or key (``__cause__``: the
+``ClientError``; remembered for up to 10 s); ``SourceError`` for other failures.
+
+Moving from lambda-cache
+------------------------
+Change ``from lambda_cache import s3`` to ``from tiered_cache import s3``; ``s3Uri``,
+``max_age_in_seconds`` (60 s), ``entry_name``, ``check_before_download`` and the context
+attribute names are the same. Differences: the file is not ``/tmp/<entry_name>`` but a hashed
+name inside the cache directory (use the path you are given); revalidation compares ETags
+(exact) instead of LastModified at one-second precision; two URIs with the same file name no
+longer overwrite each other's file; a missing object raises ``NotFoundError`` instead of a
+bare ``ClientError``; the file is never seen half-written.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
+
+from . import _aws, _config
+from ._core import NOT_MODIFIED
+from .exceptions import ArgumentTypeNotSupportedError, InvalidS3UriError, SourceError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["cache", "get_bytes", "get_entry", "parse_s3_uri"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Bytes read from the response stream and written to the file per step.
+CHUNK: Final = 1024 * 1024
+
+_NONE: Final = frozenset[str]()
+_specs: dict[Any, _aws.Spec] = _aws.memo_table()
+_fast: dict[Any, _aws.Plan] = _aws.memo_table()
+_bytes_specs: dict[Any, _aws.Spec] = _aws.memo_table()
+
+
+def get_entry(
+    s3Uri: str,
+    max_age_in_seconds: float | None = None,
+    entry_name: str | bool | None = False,
+    check_before_download: bool = True,
+    **options: Unpack[_aws.Options],
+) -> str:
+    """The path of a local file holding the object at ``s3Uri`` (fresh within the max age)."""
+    try:
+        plan = _fast[s3Uri]
+    except (KeyError, TypeError):
+        plan = None
+    if plan is not None and not options and check_before_download is True:
+        key, age, cache, mem_get, clock, _, _, _, age_arg = plan
+        if cache is _config._default and age_arg == max_age_in_seconds:
+            entry = mem_get(key)
+            if entry is not None:
+                now = clock()
+                if (
+                    entry.stored_at <= now < entry.expires_at
+                    and now - entry.stored_at < age
+                    and os.path.exists(entry.value)
+                ):
+                    cache.memory_hits += 1
+                    return entry.value  # type: ignore[no-any-return]
+    memo_key = (
+        s3Uri,
+        max_age_in_seconds,
+        entry_name,
+        check_before_download,
+        tuple(sorted(options.items())),
+    )
+    plan = _aws.resolve(
+        _specs,
+        memo_key,
+        lambda: _spec(
+            s3Uri, max_age_in_seconds, entry_name, check_before_download, options, "s3.get_entry"
+        ),
+    )
+    if type(s3Uri) is str and not options and check_before_download is True:
+        _aws.remember(_fast, s3Uri, plan)
+    return _aws.value_of(plan)  # type: ignore[no-any-return]
+
+
+def cache(
+    s3Uri: str,
+    max_age_in_seconds: float | None = None,
+    entry_name: str | bool | None = False,
+    check_before_download: bool = True,
+    **options: Unpack[_aws.Options],
+) -> Callable[[F], F]:
+    """Decorate ``handler(event, context)`` to set ``context.<entry_name>`` to the file's path.
+
+    ``entry_name`` defaults to the last segment of the URI (``.../model.bin`` ->
+    ``model.bin``, read with ``getattr``). Arguments are checked when the handler is called.
+    """
+    return _aws.handler_decorator(
+        lambda: _spec(
+            s3Uri, max_age_in_seconds, entry_name, check_before_download, options, "s3.cache"
+        )
+    )
+
+
+def get_bytes(
+    s3Uri: str,
+    max_age_in_seconds: float | None = None,
+    **options: Unpack[_aws.Options],
+) -> bytes:
+    """The object at ``s3Uri`` as ``bytes``, cached as a value (for small objects: it is read
+    whole into memory; use :func:`get_entry` for large ones)."""
+    memo_key = (s3Uri, max_age_in_seconds, tuple(sorted(options.items())))
+    plan = _aws.resolve(
+        _bytes_specs, memo_key, lambda: _bytes_spec(s3Uri, max_age_in_seconds, options)
+    )
+    return _aws.value_of(plan)  # type: ignore[no-any-return]
+
+
+def parse_s3_uri(s3Uri: str) -> tuple[str, str]:
+    """``s3://bucket/path/to/key`` -> ``("bucket", "path/to/key")``; else InvalidS3UriError."""
+    if not isinstance(s3Uri, str):
+        raise ArgumentTypeNotSupportedError(
+            f"tiered-cache: s3Uri must be a str such as 's3://bucket/key', not "
+            f"{type(s3Uri).__name__}"
+        )
+    elements = s3Uri.split("/")
+    if len(elements) < 4 or elements[0] != "s3:" or elements[1] != "" or not elements[2]:
+        raise InvalidS3UriError(
+            f"tiered-cache: expected an S3 URI of the form 's3://bucket-name/path/to/file', "
+            f"given: {s3Uri!r}"
+        )
+    key = "/".join(elements[3:])
+    if not key:
+        raise InvalidS3UriError(
+            f"tiered-cache: the S3 URI {s3Uri!r} names a bucket but no object key; expected "
+            "'s3://bucket-name/path/to/file'"
+        )
+    return elements[2], key
+
+
+def _spec(
+    s3Uri: Any,
+    max_age_in_seconds: Any,
+    entry_name: Any,
+    check_before_download: Any,
+    options: Any,
+    owner: str,
+) -> _aws.Spec:
+    attr = _aws.entry_name_for(s3Uri, entry_name)
+    bucket, key = parse_s3_uri(s3Uri)
+    if not isinstance(check_before_download, bool):
+        raise TypeError(f"tiered-cache: {owner}: check_before_download must be True or False")
+    ttl, stale_if_error = _aws.check_options(options, _NONE, owner)
+    if "persist" in options:
+        raise TypeError(
+            f"tiered-cache: {owner}: objects are always files in the cache directory; "
+            "persist= is not taken (use s3.get_bytes for a value kept in memory)"
+        )
+    age = _aws.max_age_of(max_age_in_seconds, ttl, owner)
+    fetch = functools.partial(_fetch_file, bucket, key, check_before_download, dict(options))
+    return _aws.Spec(
+        f"aws:s3:file:{bucket}/{key}",
+        attr,
+        age,
+        max_age_in_seconds,
+        stale_if_error,
+        True,
+        fetch_file=fetch,
+    )
+
+
+def _bytes_spec(s3Uri: Any, max_age_in_seconds: Any, options: Any) -> _aws.Spec:
+    owner = "s3.get_bytes"
+    bucket, key = parse_s3_uri(s3Uri)
+    ttl, stale_if_error = _aws.check_options(options, _NONE, owner)
+    age = _aws.max_age_of(max_age_in_seconds, ttl, owner)
+    fetch = functools.partial(_fetch_bytes, bucket, key, dict(options))
+    persist = options.get("persist") is not False
+    return _aws.Spec(
+        f"aws:s3:bytes:{bucket}/{key}",
+        key.rsplit("/", 1)[-1],
+        age,
+        max_age_in_seconds,
+        stale_if_error,
+        persist,
+        fetch,
+    )
+
+
+def _what(bucket: str, key: str) -> str:
+    return f"S3 object 's3://{bucket}/{key}'"
+
+
+def _fetch_file(
+    bucket: str, key: str, check: bool, options: Any, dest: IO[bytes], version: str | None
+) -> str | None:
+    """Stream the object into ``dest``; NOT_MODIFIED when ``version`` (an ETag) is current."""
+    from botocore.exceptions import ClientError
+
+    client = _aws.client_for("s3", options)
+    request = {"Bucket": bucket, "Key": key}
+    if check and version:
+        request["IfNoneMatch"] = version
+    try:
+        response = _aws.call(client.get_object, _what(bucket, key), **request)
+    except SourceError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ClientError) and _aws.error_code(cause) in ("304", "NotModified"):
+            return NOT_MODIFIED
+        raise
+    body = response["Body"]
+    try:
+        _aws.call(_copy, _what(bucket, key), body=body, dest=dest)
+    finally:
+        body.close()
+    etag: str | None = response.get("ETag")
+    return etag
+
+
+def _copy(body: Any, dest: IO[bytes]) -> None:
+    for chunk in body.iter_chunks(CHUNK):
+        dest.write(chunk)
+
+
+def _fetch_bytes(bucket: str, key: str, options: Any) -> bytes:
+    client = _aws.client_for("s3", options)
+    response = _aws.call(client.get_object, _what(bucket, key), Bucket=bucket, Key=key)
+    body = response["Body"]
+    try:
+        data: bytes = _aws.call(body.read, _what(bucket, key))
+    finally:
+        body.close()
+    return data
