@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from . import exceptions
 
 if TYPE_CHECKING:
+    from . import s3, secrets_manager, ssm
     from ._config import default_cache
     from ._core import TieredCache
     from ._decorator import CachedFunction, cache
