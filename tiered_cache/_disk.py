@@ -232,8 +232,7 @@ class DiskTier:
         import diskcache
 
         for sub in (self.db_dir, self.objects_dir, self.tmp_dir, self.locks_dir):
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(sub, 0o700)
+            verify_directory(sub)  # a planted symlink here would lead sweeps and writes outside
         settings: dict[str, Any] = {
             "disk_min_file_size": 2**62,  # every value inline: one transaction per write
             "eviction_policy": "least-recently-stored",
