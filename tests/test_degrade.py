@@ -229,6 +229,21 @@ def test_vanished_directory_degrades_with_one_warning(
     assert len(_warnings(caplog)) == 1
 
 
+def test_vanished_directory_is_made_again_private_on_retry(make_cache: Any) -> None:
+    import shutil
+    import stat
+
+    cache = make_cache()
+    cache._disk.retry_after = 0.0  # retry at once
+    cache.set("before", "v")
+    shutil.rmtree(cache._disk.root)
+    cache.set("during", "v")  # the fault: the tier closes itself
+    cache.set("after", "v2")  # the retry opens the store again
+    cache._memory.clear()
+    assert cache.get("after") == "v2"  # served from disk again
+    assert stat.S_IMODE(os.stat(cache._disk.root).st_mode) == 0o700
+
+
 def test_disk_filling_up_during_a_download_is_a_clear_error(
     tmpfs: Any, tmp_path: Path, fake_clock: Any
 ) -> None:

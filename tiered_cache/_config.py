@@ -91,13 +91,18 @@ def _make(settings: dict[str, Any]) -> TieredCache:
     try:
         return TieredCache(**settings)
     except (UnsafeCacheDirectoryError, ValueError, OSError) as exc:
-        log.error("tiered-cache: %s; running memory-only", exc)
+        log.error("%s; running memory-only", _prefixed(exc))
         settings = {k: v for k, v in settings.items() if k not in ("directory", "disk_bytes")}
         try:
             return TieredCache(**settings, disk=False)
         except ValueError as again:
-            log.error("tiered-cache: %s; using the built-in defaults", again)
+            log.error("%s; using the built-in defaults", _prefixed(again))
             return TieredCache(disk=False)
+
+
+def _prefixed(exc: BaseException) -> str:
+    text = str(exc)
+    return text if text.startswith("tiered-cache") else f"tiered-cache: {text}"
 
 
 def default_cache() -> TieredCache:

@@ -231,7 +231,7 @@ class DiskTier:
     def _open(self) -> Any:
         import diskcache
 
-        for sub in (self.db_dir, self.objects_dir, self.tmp_dir, self.locks_dir):
+        for sub in (self.root, self.db_dir, self.objects_dir, self.tmp_dir, self.locks_dir):
             verify_directory(sub)  # a planted symlink here would lead sweeps and writes outside
         settings: dict[str, Any] = {
             "disk_min_file_size": 2**62,  # every value inline: one transaction per write
@@ -254,6 +254,7 @@ class DiskTier:
                 exc,
             )
             self.corrupt += 1
+            self._warned = True
             self._remove_database()
             cache = diskcache.Cache(
                 self.db_dir, timeout=self.timeout, disk=_safe_disk_class(), **settings
