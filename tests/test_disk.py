@@ -361,3 +361,26 @@ def test_unusable_temp_directory_is_a_clear_error(make_cache: Any) -> None:
     with pytest.raises(TieredCacheError, match="could not write the object") as info:
         cache.load_file("obj", lambda dest, version: dest.write(b"x") and "e")
     assert isinstance(info.value.__cause__, OSError)
+
+
+def test_download_keeps_its_lock_until_it_left_tmp(make_cache: Any) -> None:
+    """Another process's sweep between the end of a download and its commit keeps the file."""
+    cache = make_cache()
+    disk = cache._disk
+    commit = disk.commit_file
+
+    def sweep_then_commit(key: str, temp_path: str, entry: Any) -> Any:
+        disk._sweep(disk._db())  # what a concurrent process's sweep of tmp/ would do right now
+        assert os.path.exists(temp_path), "a download still being committed was swept"
+        return commit(key, temp_path, entry)
+
+    disk.commit_file = sweep_then_commit
+
+    def fetch(dest: IO[bytes], version: str | None) -> str:
+        dest.write(b"body")
+        return "etag-1"
+
+    path = cache.load_file("obj", fetch)
+    with open(path, "rb") as f:
+        assert f.read() == b"body"
+    assert os.listdir(disk.tmp_dir) == []

@@ -517,51 +517,60 @@ class TieredCache:
             temp_path, dest = disk.temp_file()
         except Exception as exc:  # the disk's own error never reaches the caller raw
             raise _disk_error(key, disk, exc) from exc
-        self.loads += 1
-        started = self._clock()
+        # The temp file stays open, and so flock-held, until it has left tmp/: a sweep by
+        # another process never removes a download that is still being committed.
         try:
-            with dest:
+            self.loads += 1
+            started = self._clock()
+            try:
                 new_version = fetch(dest, version)
-        except Exception as exc:
-            _discard(temp_path)
-            self.load_errors += 1
-            stale = self._serve_stale(key, True, bound, stale_if_error)
-            if stale is None or not _exists(stale.value):
-                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise _disk_error(key, disk, exc) from exc  # the disk filled up, not the origin
-                raise
-            return stale.value  # type: ignore[no-any-return]
-        if new_version == NOT_MODIFIED:
-            _discard(temp_path)
-            if previous is None:
-                raise TieredCacheError("tiered-cache: fetch answered NOT_MODIFIED to no version")
-            path: str = previous.value
-            renewed = self._new_entry(path, ttl, stale_if_error, version, now=started)
-            renewed.flags, renewed.size = previous.flags, len(path)
-            payload = _serial.dumps([os.path.basename(path), _file_size(path)], _serial.SAFE)
-            self._memory.set(key, renewed)
-            disk.set(key, renewed, payload, previous.flags)
-            return path
-        try:
-            size = _file_size(temp_path)
-        except OSError as exc:  # the finished temp file is gone: a disk fault, never raw
-            raise _disk_error(key, disk, exc) from exc
-        if size > disk.budget:
-            _discard(temp_path)
-            raise TieredCacheError(
-                f"tiered-cache: the object for {key!r} is {size} bytes, larger than the "
-                f"whole disk budget of {disk.budget} bytes; raise TIERED_CACHE_DISK_BYTES "
-                "(and the function's ephemeral storage) to cache it"
-            )
-        fresh = self._new_entry(None, ttl, stale_if_error, new_version, now=started)
-        stored = disk.commit_file(key, temp_path, fresh)
-        if stored is None:
-            raise TieredCacheError(
-                f"tiered-cache: could not store the object for {key!r} in {disk.root}; "
-                "the disk tier failed (see the warning logged)"
-            )
-        self._memory.set(key, stored)
-        return stored.value  # type: ignore[no-any-return]
+                dest.flush()
+            except Exception as exc:
+                _discard(temp_path)
+                self.load_errors += 1
+                stale = self._serve_stale(key, True, bound, stale_if_error)
+                if stale is None or not _exists(stale.value):
+                    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise _disk_error(
+                            key, disk, exc
+                        ) from exc  # the disk filled up, not the origin
+                    raise
+                return stale.value  # type: ignore[no-any-return]
+            if new_version == NOT_MODIFIED:
+                _discard(temp_path)
+                if previous is None:
+                    raise TieredCacheError(
+                        "tiered-cache: fetch answered NOT_MODIFIED to no version"
+                    )
+                path: str = previous.value
+                renewed = self._new_entry(path, ttl, stale_if_error, version, now=started)
+                renewed.flags, renewed.size = previous.flags, len(path)
+                payload = _serial.dumps([os.path.basename(path), _file_size(path)], _serial.SAFE)
+                self._memory.set(key, renewed)
+                disk.set(key, renewed, payload, previous.flags)
+                return path
+            try:
+                size = _file_size(temp_path)
+            except OSError as exc:  # the finished temp file is gone: a disk fault, never raw
+                raise _disk_error(key, disk, exc) from exc
+            if size > disk.budget:
+                _discard(temp_path)
+                raise TieredCacheError(
+                    f"tiered-cache: the object for {key!r} is {size} bytes, larger than the "
+                    f"whole disk budget of {disk.budget} bytes; raise TIERED_CACHE_DISK_BYTES "
+                    "(and the function's ephemeral storage) to cache it"
+                )
+            fresh = self._new_entry(None, ttl, stale_if_error, new_version, now=started)
+            stored = disk.commit_file(key, temp_path, fresh)
+            if stored is None:
+                raise TieredCacheError(
+                    f"tiered-cache: could not store the object for {key!r} in {disk.root}; "
+                    "the disk tier failed (see the warning logged)"
+                )
+            self._memory.set(key, stored)
+            return stored.value  # type: ignore[no-any-return]
+        finally:
+            dest.close()
 
     # -- introspection -------------------------------------------------------------------------
 
