@@ -34,12 +34,21 @@ def _origin(spec: dict[str, Any], **kwargs: Any) -> None:
     """This process's moto origin: inherited from the forking parent, or started here."""
     if not spec.get("shared_origin"):
         h.start_moto(spec["names"], **kwargs)
-    elif kwargs.get("clock") is not None:
+        return
+    clock = kwargs.get("clock")
+    if clock is not None:
         import moto.s3.models as s3_models
 
-        clock = kwargs["clock"]
         s3_models.utcnow = lambda: h.datetime.fromtimestamp(clock(), h.timezone.utc).replace(
             tzinfo=None
+        )
+    if kwargs.get("big_size"):  # made here, in this process's copy of the origin
+        import boto3
+
+        s3 = boto3.session.Session(region_name=h.REGION).client("s3")
+        names = spec["names"]
+        s3.put_object(
+            Bucket=names["bucket"], Key=names["big_key"], Body=h.payload(kwargs["big_size"])
         )
 
 
@@ -130,8 +139,7 @@ def task_stream(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def task_cold(spec: dict[str, Any]) -> dict[str, Any]:
-    names = spec["names"]
-    h.start_moto(names, s3_size=spec["s3_size"])
+    _origin(spec, s3_size=spec["s3_size"])
     origin = h.Origin("sleep").install()
     t0 = time.perf_counter()
     peer = _peer(spec)
@@ -150,7 +158,7 @@ def task_cold(spec: dict[str, Any]) -> dict[str, Any]:
         first[name] = (time.perf_counter() - t) * 1e3
         calls[name] = origin.total - before
     done = time.perf_counter()
-    result = {
+    return {
         "note": peer.note,
         "import_build_ms": (t_import - t0) * 1e3,
         "first_ms": first,
@@ -159,11 +167,6 @@ def task_cold(spec: dict[str, Any]) -> dict[str, Any]:
         "origin": origin.snapshot(),
         "interpreter_to_ready_ms": (t0 - T_START) * 1e3,
     }
-    if spec.get("die"):
-        h.emit(result)
-        sys.stdout.flush()
-        os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no close: a crashed runtime
-    return result
 
 
 # -- scenario 4: a large S3 object -----------------------------------------------------------
@@ -185,7 +188,7 @@ def _file_matches(path: str, size: int, seed: int) -> bool:
 def task_large(spec: dict[str, Any]) -> dict[str, Any]:
     names, size, ttl = spec["names"], spec["size"], spec["ttl"]
     clock = h.SimClock()  # real time plus an offset the harness advances
-    h.start_moto(names, big_size=size, clock=clock)
+    _origin(spec, big_size=size, clock=clock)
     origin = h.Origin("virtual").install()
     peer = _peer(spec, clock)
     if peer.big is None:
@@ -367,6 +370,8 @@ TASKS = {
 def main() -> None:
     spec = json.loads(sys.argv[1])
     h.emit(TASKS[spec["task"]](spec))
+    if spec.get("die"):  # a crashed runtime: no atexit, no close
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _harness as h
 
-QUICK = {"rounds": 15, "calls": 5000, "fresh": 9, "imports": 15, "s3_size": 100 * h.MB}
+QUICK = {"rounds": 15, "calls": 5000, "fresh": 5, "imports": 11, "s3_size": 100 * h.MB}
 FULL = {"rounds": 80, "calls": 50000, "fresh": 25, "imports": 41, "s3_size": 100 * h.MB}
 
 FILL_SRC = """
