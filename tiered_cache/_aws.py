@@ -113,14 +113,21 @@ def get_client(service: str, region: str | None = None, session: Any = None) -> 
         found = _clients.get(key)
         if found is None:
             from botocore.config import Config
+            from botocore.exceptions import BotoCoreError
 
             config = Config(retries={"mode": "standard"})
-            if session is None:
-                import boto3
+            try:
+                if session is None:
+                    import boto3
 
-                client = boto3.client(service, region_name=region, config=config)  # type: ignore[call-overload]
-            else:
-                client = session.client(service, region_name=region, config=config)
+                    client = boto3.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+                else:
+                    client = session.client(service, region_name=region, config=config)
+            except BotoCoreError as exc:
+                raise SourceError(
+                    f"tiered-cache: cannot make a {service} client: {exc}; set AWS_REGION, "
+                    "or pass region_name=, session= or client="
+                ) from exc
             found = _clients[key] = (session, client)  # the session is kept: its id stays unique
     return found[1]
 
@@ -140,7 +147,10 @@ def region_for(service: str, options: Mapping[str, Any]) -> str:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         return region
-    return str(get_client(service, None, session).meta.region_name or "")
+    try:
+        return str(get_client(service, None, session).meta.region_name or "")
+    except SourceError:  # no region configured: the call itself will say so
+        return ""
 
 
 def client_for(service: str, options: Mapping[str, Any]) -> Any:

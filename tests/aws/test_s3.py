@@ -223,9 +223,7 @@ def test_argument_errors(default: Any) -> None:
         s3.get_entry(URI, persist=False)
 
 
-def test_handler_gets_the_path_under_the_file_name(
-    default: Any, bucket: Any, calls: Calls
-) -> None:
+def test_handler_gets_the_path_under_the_file_name(default: Any, bucket: Any, calls: Calls) -> None:
     @s3.cache(s3Uri=URI, max_age_in_seconds=3600)
     def handler(event: Any, context: Any) -> bytes:
         return read(getattr(context, "model.bin"))

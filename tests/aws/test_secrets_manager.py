@@ -32,9 +32,7 @@ def test_string_binary_and_json(default: Any, secrets: Any, calls: Calls) -> Non
     assert calls.count() == 4
 
 
-def test_not_json_is_a_clear_error_that_never_quotes_the_secret(
-    default: Any, secrets: Any
-) -> None:
+def test_not_json_is_a_clear_error_that_never_quotes_the_secret(default: Any, secrets: Any) -> None:
     with pytest.raises(ValueError, match="not valid JSON") as info:
         secrets_manager.get_entry(name="prod/db", transform="json")
     assert SECRET not in str(info.value)

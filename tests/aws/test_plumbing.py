@@ -1,0 +1,306 @@
+"""The shared AWS plumbing: handler decorators, clients, errors, SnapStart, cold import."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import boto3
+import pytest
+from _awshelp import Calls, Context
+
+from tiered_cache import _aws, _config, _flight, s3, secrets_manager, ssm
+from tiered_cache.exceptions import (
+    ArgumentTypeNotSupportedError,
+    NoEntryNameError,
+    NotFoundError,
+    SourceError,
+)
+
+
+@pytest.fixture
+def origin(ssm_client: Any, secrets_client: Any, s3_client: Any) -> None:
+    ssm_client.put_parameter(Name="/prod/app/var", Value="ssm-value", Type="String")
+    ssm_client.put_parameter(Name="/prod/app/other", Value="o", Type="String")
+    secrets_client.create_secret(Name="prod/db", SecretString="db-secret")
+    s3_client.put_object(Bucket="bucket", Key="models/model.bin", Body=b"weights")
+
+
+def test_stacked_decorators_set_every_attribute_and_keep_the_return_value(
+    default: Any, origin: None, calls: Calls
+) -> None:
+    @ssm.cache(parameter="/prod/app/var", max_age_in_seconds=60)
+    @secrets_manager.cache(name="prod/db", max_age_in_seconds=300, entry_name="db")
+    @s3.cache(s3Uri="s3://bucket/models/model.bin", max_age_in_seconds=3600)
+    def handler(event: Any, context: Any) -> dict[str, Any]:
+        with open(getattr(context, "model.bin"), "rb") as handle:
+            model = handle.read()
+        return {"event": event, "var": context.var, "db": context.db, "model": model}
+
+    expected = {"event": {"n": 1}, "var": "ssm-value", "db": "db-secret", "model": b"weights"}
+    assert handler({"n": 1}, Context()) == expected
+    assert handler({"n": 1}, Context()) == expected
+    assert calls.count() == 3
+    assert handler.__name__ == "handler"
+    assert handler.__wrapped__.__wrapped__.__wrapped__.__name__ == "handler"  # type: ignore[attr-defined]
+
+
+def test_list_decorator_sets_a_dict(default: Any, origin: None) -> None:
+    @ssm.cache(parameter=["/prod/app/var", "/prod/app/other"], entry_name="cfg")
+    def handler(event: Any, context: Any) -> Any:
+        return context.cfg
+
+    assert handler({}, types.SimpleNamespace()) == {"var": "ssm-value", "other": "o"}
+
+
+def test_handler_expiry_and_refetch(
+    default: Any, origin: None, calls: Calls, fake_clock: Any, ssm_client: Any
+) -> None:
+    @ssm.cache(parameter="/prod/app/var", max_age_in_seconds=10)
+    def handler(event: Any, context: Any) -> Any:
+        return context.var
+
+    assert handler({}, Context()) == "ssm-value"
+    ssm_client.put_parameter(Name="/prod/app/var", Value="new", Type="String", Overwrite=True)
+    fake_clock.advance(9)
+    assert handler({}, Context()) == "ssm-value"
+    fake_clock.advance(2)
+    assert handler({}, Context()) == "new"
+    assert calls.count("GetParameter") == 2
+
+
+@pytest.mark.parametrize("context", [None, {}, "ctx", 5])
+def test_a_context_that_cannot_hold_attributes_is_a_clear_type_error(
+    default: Any, origin: None, context: Any
+) -> None:
+    @ssm.cache(parameter="/prod/app/var")
+    def handler(event: Any, context: Any) -> Any:
+        return "ran"
+
+    with pytest.raises(TypeError, match="handler\\(event, context\\)"):
+        handler({}, context)
+
+
+def test_argument_errors_are_raised_at_call_time_not_at_decoration(
+    default: Any, calls: Calls
+) -> None:
+    @ssm.cache(parameter=["/a/x", "/b/y"])  # no entry_name
+    def no_name(event: Any, context: Any) -> Any:
+        return None
+
+    @ssm.cache(parameter={"a": 1}, entry_name="cfg")  # type: ignore[arg-type]
+    def bad_type(event: Any, context: Any) -> Any:
+        return None
+
+    @s3.cache(s3Uri="https://bucket/key")
+    def bad_uri(event: Any, context: Any) -> Any:
+        return None
+
+    @secrets_manager.cache(name="prod/db", max_age_in_seconds=5, ttl=6)
+    def both(event: Any, context: Any) -> Any:
+        return None
+
+    for _ in range(2):  # a failed validation is not remembered as a success
+        with pytest.raises(NoEntryNameError):
+            no_name({}, Context())
+        with pytest.raises(ArgumentTypeNotSupportedError):
+            bad_type({}, Context())
+        with pytest.raises(ValueError, match="s3://"):
+            bad_uri({}, Context())
+        with pytest.raises(TypeError, match="give one of them"):
+            both({}, Context())
+    assert calls.count() == 0
+
+
+class LambdaContext:
+    """Like the runtime's context: the time left comes from a method of the class."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_lock_waits_inside_the_handler_end_before_the_lambda_deadline(
+    default: Any, origin: None
+) -> None:
+    seen: list[float] = []
+
+    @ssm.cache(parameter="/prod/app/var")
+    def handler(event: Any, context: Any) -> Any:
+        seen.append(_flight.bounded_wait(30.0))
+        context.remaining_ms = 500  # the deadline is read when a wait happens, not before
+        seen.append(_flight.bounded_wait(30.0))
+        return "done"
+
+    assert handler({}, LambdaContext(4_000)) == "done"
+    assert 2.5 < seen[0] <= 3.0  # 4 s left, 1 s kept back as a margin
+    assert seen[1] == 0.0
+    assert _flight.remaining_ms is None  # restored when the handler returns
+    assert _flight.bounded_wait(30.0) == 30.0
+
+
+def test_a_context_without_a_deadline_leaves_waits_alone(default: Any, origin: None) -> None:
+    @ssm.cache(parameter="/prod/app/var")
+    def handler(event: Any, context: Any) -> float:
+        return _flight.bounded_wait(7.0)
+
+    assert handler({}, Context()) == 7.0
+
+    class Odd(Context):
+        def get_remaining_time_in_millis(self) -> int:
+            raise RuntimeError("no deadline here")
+
+    assert handler({}, Odd()) == 7.0
+
+
+def test_the_deadline_is_restored_when_the_handler_raises(default: Any, origin: None) -> None:
+    @ssm.cache(parameter="/prod/app/var")
+    def handler(event: Any, context: Any) -> Any:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        handler({}, LambdaContext(10_000))
+    assert _flight.remaining_ms is None
+
+
+def test_the_handler_follows_a_new_default_cache(
+    default: Any, origin: None, calls: Calls, make_cache: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @ssm.cache(parameter="/prod/app/var")
+    def handler(event: Any, context: Any) -> Any:
+        return context.var
+
+    handler({}, Context())
+    monkeypatch.setattr(_config, "_default", make_cache(disk=False))
+    handler({}, Context())
+    handler({}, Context())
+    assert calls.count() == 2
+
+
+def test_clients_are_made_once_with_standard_retries(
+    default: Any, origin: None, calls: Calls
+) -> None:
+    made: list[str] = []
+    boto3._get_default_session().events.register(
+        "creating-client-class", lambda class_attributes, **kw: made.append("client")
+    )
+    for name in ("/prod/app/var", "/prod/app/other"):
+        ssm.get_entry(name, max_age_in_seconds=0)
+        ssm.get_entry(name, max_age_in_seconds=0)
+    assert made == ["client"]
+    client = _aws.get_client("ssm")
+    assert client.meta.config.retries["mode"] == "standard"
+    assert _aws.get_client("ssm") is client
+
+
+def test_botocore_errors_become_source_errors(default: Any, origin: None) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://ssm.invalid")
+
+    _aws.get_client("ssm").meta.events.register("before-call.ssm.GetParameter", unreachable)
+    with pytest.raises(SourceError) as info:
+        ssm.get_entry("/prod/app/var")
+    assert isinstance(info.value.__cause__, EndpointConnectionError)
+    assert not isinstance(info.value, NotFoundError)
+
+
+def test_error_translation() -> None:
+    from botocore.exceptions import ClientError
+
+    def error(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": "m"}}, "GetThing")
+
+    for code in ("ParameterNotFound", "ResourceNotFoundException", "NoSuchKey", "404"):
+        assert isinstance(_aws.translate(error(code), "x"), NotFoundError)
+    other = _aws.translate(error("AccessDeniedException"), "the thing")
+    assert type(other) is SourceError
+    assert "AccessDeniedException" in str(other)
+    assert "the thing" in str(other)
+
+
+def test_snapstart_hook_expires_everything_stored_before_the_restore(
+    default: Any, origin: None, calls: Calls, monkeypatch: pytest.MonkeyPatch, fake_clock: Any
+) -> None:
+    hooks: list[Any] = []
+    fake = types.ModuleType("snapshot_restore_py")
+    fake.register_after_restore = hooks.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", fake)
+    monkeypatch.setattr(_aws, "_snapstart_registered", False)
+    assert _aws.register_snapstart() is True
+    assert _aws.register_snapstart() is True
+    assert hooks == [_aws.after_restore]
+
+    assert ssm.get_entry("/prod/app/var") == "ssm-value"
+    with pytest.raises(NotFoundError):
+        ssm.get_entry("/prod/app/missing")
+    fake_clock.advance(1)  # the snapshot is restored later
+    hooks[0]()  # the runtime calls it after restoring the snapshot
+    assert ssm.get_entry("/prod/app/var") == "ssm-value"
+    with pytest.raises(NotFoundError):
+        ssm.get_entry("/prod/app/missing")
+    assert calls.count("GetParameter") == 4
+
+
+def test_snapstart_hook_is_not_registered_without_the_runtime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # import fails
+    monkeypatch.setattr(_aws, "_snapstart_registered", False)
+    assert _aws.register_snapstart() is False
+
+
+def test_memo_tables_are_bounded(
+    default: Any, origin: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_aws, "MEMO_LIMIT", 3)
+    for i in range(10):
+        with pytest.raises(NotFoundError):
+            ssm.get_entry(f"/dyn/p{i}")
+    assert len(ssm._specs) <= 3
+    assert len(ssm._fast) <= 3
+
+
+def test_unhashable_options_still_work(default: Any, origin: None, calls: Calls) -> None:
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __init__(self, client: Any) -> None:
+            self.meta = client.meta
+            self.get_parameter = client.get_parameter
+
+    client = Unhashable(_aws.get_client("ssm"))
+    assert ssm.get_entry("/prod/app/var", client=client) == "ssm-value"
+    assert ssm.get_entry("/prod/app/var", client=client) == "ssm-value"
+    assert calls.count() == 1
+
+
+def test_importing_the_helpers_does_not_import_boto3(python_subprocess: Any) -> None:
+    result = python_subprocess(
+        """
+        import sys
+        import tiered_cache
+        from tiered_cache import s3, secrets_manager, ssm
+        assert tiered_cache.ssm is ssm
+        print(sorted(m for m in ("boto3", "botocore", "diskcache", "filelock") if m in sys.modules))
+        """
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_region_comes_from_the_client_when_the_environment_has_none(
+    default: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    session = boto3.Session(region_name="ap-south-1")
+    assert _aws.region_for("ssm", {"session": session}) == "ap-south-1"
+    client = session.client("ssm")
+    assert _aws.region_for("ssm", {"client": client}) == "ap-south-1"
+    assert _aws.region_for("ssm", {}) == ""
+    with pytest.raises(SourceError, match="region_name"):
+        ssm.get_entry("/prod/app/var")
