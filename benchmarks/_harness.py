@@ -73,6 +73,8 @@ def fmt_ns(ns: float) -> str:
 def fmt_ms(ms: float | None) -> str:
     if ms is None or ms != ms:
         return "n/a"
+    if ms < 1:
+        return f"{ms:.3f}"
     return f"{ms:.1f}" if ms < 1000 else f"{ms:,.0f}"
 
 
@@ -144,6 +146,8 @@ class Origin:
             return
         service = model.service_model.service_name
         delay = LATENCY_S.get(service, 0.0)
+        if http_response.status_code == 304:
+            self.ops[f"{service}.{model.name}: 304"] += 1
         if model.name == "GetObject" and http_response.status_code in (200, 206):
             size = int(http_response.headers.get("content-length", 0) or 0)
             self.body_bytes += size

@@ -208,7 +208,7 @@ def task_large(spec: dict[str, Any]) -> dict[str, Any]:
         wall = h.median(walls)
         steps[name] = {
             "calls": (after["total_calls"] - before["total_calls"]) / repeat,
-            "ops": {k: v - before["ops"].get(k, 0) for k, v in after["ops"].items()},
+            "ops": {k: (v - before["ops"].get(k, 0)) / repeat for k, v in after["ops"].items()},
             "body_bytes": (after["body_bytes"] - before["body_bytes"]) / repeat,
             "wall_ms": wall,
             "injected_ms": injected,

@@ -231,7 +231,7 @@ def scenario_stream(cfg: dict[str, Any], ctx: dict[str, Any], p: Progress) -> di
             if lib == "nocache":
                 base_total = med["total_ms"]
             vs = f"{med['total_ms'] / base_total:.3f}" if base_total else "-"
-            opsdesc = ", ".join(f"{k.split('.')[1]} {v}" for k, v in sorted(ops.items()) if v)
+            opsdesc = ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in sorted(ops.items()) if v)
             rows.append(
                 [h.LABELS[lib]]
                 + [f"{calls[s]:.0f}" for s in services]
@@ -373,7 +373,9 @@ def scenario_large(cfg: dict[str, Any], ctx: dict[str, Any], p: Progress) -> dic
             }
             med["correct"] = all(v["correct"] for v in vals)
             summary.setdefault(lib, {})[step] = med
-            ops = ", ".join(f"{k.split('.')[1]} {v:g}" for k, v in vals[0]["ops"].items() if v)
+            ops = ", ".join(
+                f"{k.split('.', 1)[1]} {v:g}" for k, v in sorted(vals[0]["ops"].items()) if v
+            )
             rows.append(
                 [
                     h.LABELS[lib],
@@ -522,7 +524,10 @@ def scenario_crowd(cfg: dict[str, Any], ctx: dict[str, Any], p: Progress) -> dic
 def _import_targets() -> dict[str, str]:
     targets = {
         "python -c pass": "pass",
-        "tiered_cache": "import tiered_cache; tiered_cache.TieredCache",
+        "tiered_cache": "import tiered_cache",
+        "tiered_cache + TieredCache (engine modules)": (
+            "import tiered_cache; tiered_cache.TieredCache"
+        ),
     }
     if not h.tiered_aws_status():
         targets["tiered_cache.ssm + secrets_manager + s3"] = (
