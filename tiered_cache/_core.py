@@ -338,12 +338,17 @@ class TieredCache:
             if found is not None:
                 return found.value  # type: ignore[no-any-return]
         self.misses += 1
-        until = time.monotonic() + bounded_wait(self.lock_timeout)  # one bound for all waits
+        since = time.monotonic()
+        until = since + bounded_wait(self.lock_timeout)  # one bound for all waits
         with self._flight.hold(key, _left(until)) as held:
             if held:  # local re-checks: a peer elsewhere shows up after the fleet lock
                 found = self._current(key, bound, seen, persist)
                 if found is not None:
                     return found.value  # type: ignore[no-any-return]
+                if self._flight.failed_since(key, since):  # the load it waited for failed:
+                    stale = self._serve_stale(key, persist, bound, sie, share)  # no new call
+                    if stale is not None:
+                        return stale.value  # type: ignore[no-any-return]
             disk = self._disk
             if not persist or disk is None or not disk.available:
                 return self._fleet_load(key, loader, ttl, sie, persist, bound, seen, share, look)
@@ -437,6 +442,7 @@ class TieredCache:
             value = loader()
         except Exception:
             self.load_errors += 1
+            self._flight.failed(key)
             stale = self._serve_stale(key, persist, bound, stale_if_error, share)
             if stale is None:
                 raise

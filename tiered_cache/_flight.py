@@ -71,8 +71,19 @@ class Flight:
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[str, list[Any]] = {}  # key -> [lock, users]
+        self._locks: dict[str, list[Any]] = {}  # key -> [lock, users, last failure]
         self.timeouts = 0
+
+    def failed(self, key: str) -> None:
+        """Record that a load of ``key`` just failed, for the threads waiting on its lock."""
+        slot = self._locks.get(key)
+        if slot is not None:
+            slot[2] = time.monotonic()
+
+    def failed_since(self, key: str, since: float) -> bool:
+        """True if a load of ``key`` failed after monotonic time ``since`` (while one waited)."""
+        slot = self._locks.get(key)
+        return slot is not None and slot[2] is not None and slot[2] >= since
 
     @contextlib.contextmanager
     def hold(self, key: str, timeout: float) -> Iterator[bool]:
@@ -80,7 +91,7 @@ class Flight:
         with self._guard:
             slot = self._locks.get(key)
             if slot is None:
-                slot = self._locks[key] = [threading.Lock(), 0]
+                slot = self._locks[key] = [threading.Lock(), 0, None]
             slot[1] += 1
         lock: threading.Lock = slot[0]
         acquired = lock.acquire(timeout=timeout) if timeout > 0 else lock.acquire(False)
