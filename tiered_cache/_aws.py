@@ -30,7 +30,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from typing import IO, TYPE_CHECKING, Any, Final, NamedTuple, TypedDict, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, Final, TypedDict, TypeVar, cast
 
 from . import _config, _flight
 from .exceptions import (
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NEGATIVE_TTL",
+    "Hit",
     "Options",
     "Plan",
     "Spec",
@@ -314,28 +315,31 @@ class Spec:
         self.plan: Plan | None = None
 
 
-class Plan(NamedTuple):
-    """A spec bound to one cache: everything the hit path reads, in one tuple to unpack."""
+#: A spec bound to one cache: everything the hit path reads, as a plain tuple (unpacking a
+#: tuple subclass such as a NamedTuple is several times slower on the hit path):
+#: (key, age: an entry older than this is stale for the call, cache, the memory tier's
+#: dict.get, clock, store_ttl: the ttl the value is stored with (max age 0 stores the
+#: cache's), spec, file: the value is a path that must still exist, age_arg: the
+#: max_age_in_seconds argument it was made for).
+Plan = tuple[
+    str, float, "TieredCache", Callable[[str], Any], Callable[[], float], float, Spec, bool, Any
+]
+#: What a service's get_entry keeps per name for its inline hit: Plan's first five and age_arg.
+Hit = tuple[str, float, "TieredCache", Callable[[str], Any], Callable[[], float], Any]
 
-    key: str
-    age: float  # an entry older than this is stale for this call
-    cache: TieredCache
-    mem_get: Callable[[str], Any]
-    clock: Callable[[], float]
-    store_ttl: float  # the ttl the value is stored with (max age 0 stores the cache's ttl)
-    spec: Spec
-    file: bool  # file-backed: the value is a path that must still exist
-    age_arg: Any  # the max_age_in_seconds argument this plan was made for
+
+def hit_of(plan: Plan) -> Hit:
+    return (plan[0], plan[1], plan[2], plan[3], plan[4], plan[8])
 
 
 def plan_for(spec: Spec) -> Plan:
     """``spec`` bound to the current default cache (remade when the default cache changes)."""
     cache = _config.default_cache()
     plan = spec.plan
-    if plan is not None and plan.cache is cache:
+    if plan is not None and plan[2] is cache:
         return plan
     age = cache.ttl if spec.age is None else spec.age
-    plan = spec.plan = Plan(
+    plan = spec.plan = (
         spec.key,
         age,
         cache,
@@ -385,15 +389,16 @@ def resolve(table: dict[Any, Spec], memo_key: Any, build: Callable[[], Spec]) ->
 
 def value_of(plan: Plan) -> Any:
     """The value for ``plan``: from memory when fresh, else through :func:`load`."""
-    entry = plan.mem_get(plan.key)
+    key, age, cache, mem_get, clock, _, _, file, _ = plan
+    entry = mem_get(key)
     if entry is not None:
-        now = plan.clock()
+        now = clock()
         if (
             entry.stored_at <= now < entry.expires_at
-            and now - entry.stored_at < plan.age
-            and (not plan.file or os.path.exists(entry.value))
+            and now - entry.stored_at < age
+            and (not file or os.path.exists(entry.value))
         ):
-            plan.cache.memory_hits += 1
+            cache.memory_hits += 1
             return entry.value
     return load(plan)
 
@@ -457,7 +462,7 @@ def handler_decorator(make_spec: Callable[[], Spec]) -> Callable[[F], F]:
                 _flight.remaining_ms = remaining
             try:
                 p = plan
-                if p is None or p.cache is not _config._default:
+                if p is None or p[2] is not _config._default:
                     p = plan = plan_for(make_spec())
                 key, age, cache, mem_get, clock, _, spec, file, _ = p
                 if context is None:

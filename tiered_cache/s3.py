@@ -65,7 +65,7 @@ CHUNK: Final = 1024 * 1024
 
 _NONE: Final = frozenset[str]()
 _specs: dict[Any, _aws.Spec] = _aws.memo_table()
-_fast: dict[Any, _aws.Plan] = _aws.memo_table()
+_fast: dict[Any, _aws.Hit] = _aws.memo_table()
 _bytes_specs: dict[Any, _aws.Spec] = _aws.memo_table()
 
 
@@ -78,12 +78,14 @@ def get_entry(
 ) -> str:
     """The path of a local file holding the object at ``s3Uri`` (fresh within the max age)."""
     try:
-        plan = _fast[s3Uri]
+        hit = _fast[s3Uri]
     except (KeyError, TypeError):
-        plan = None
-    if plan is not None and not options and check_before_download is True:
-        key, age, cache, mem_get, clock, _, _, _, age_arg = plan
-        if cache is _config._default and age_arg == max_age_in_seconds:
+        hit = None
+    if hit is not None and not options and check_before_download is True:
+        key, age, cache, mem_get, clock, age_arg = hit
+        if cache is _config._default and (
+            age_arg is max_age_in_seconds or age_arg == max_age_in_seconds
+        ):
             entry = mem_get(key)
             if entry is not None:
                 now = clock()
@@ -109,7 +111,7 @@ def get_entry(
         ),
     )
     if type(s3Uri) is str and not options and check_before_download is True:
-        _aws.remember(_fast, s3Uri, plan)
+        _aws.remember(_fast, s3Uri, _aws.hit_of(plan))
     return _aws.value_of(plan)  # type: ignore[no-any-return]
 
 

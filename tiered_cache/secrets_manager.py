@@ -65,7 +65,7 @@ class SecretsManagerOptions(_aws.Options, total=False):
 
 _ALLOWED: Final = frozenset({"transform", "version_stage", "version_id"})
 _specs: dict[Any, _aws.Spec] = _aws.memo_table()
-_fast: dict[Any, _aws.Plan] = _aws.memo_table()
+_fast: dict[Any, _aws.Hit] = _aws.memo_table()
 
 
 def get_entry(
@@ -77,12 +77,14 @@ def get_entry(
     """The secret's value: ``str`` (SecretString), ``bytes`` (SecretBinary) or, with
     ``transform="json"``, the parsed object. Kept in memory only unless ``persist=True``."""
     try:
-        plan = _fast[name]
+        hit = _fast[name]
     except (KeyError, TypeError):
-        plan = None
-    if plan is not None and not options:
-        key, age, cache, mem_get, clock, _, _, _, age_arg = plan
-        if cache is _config._default and age_arg == max_age_in_seconds:
+        hit = None
+    if hit is not None and not options:
+        key, age, cache, mem_get, clock, age_arg = hit
+        if cache is _config._default and (
+            age_arg is max_age_in_seconds or age_arg == max_age_in_seconds
+        ):
             entry = mem_get(key)
             if entry is not None:
                 now = clock()
@@ -96,7 +98,7 @@ def get_entry(
         lambda: _spec(name, max_age_in_seconds, entry_name, options, "secrets_manager.get_entry"),
     )
     if type(name) is str and not options:
-        _aws.remember(_fast, name, plan)
+        _aws.remember(_fast, name, _aws.hit_of(plan))
     return _aws.value_of(plan)
 
 

@@ -77,7 +77,7 @@ class SSMOptions(_aws.Options, total=False):
 
 _ALLOWED: Final = frozenset({"decrypt"})
 _specs: dict[Any, _aws.Spec] = _aws.memo_table()
-_fast: dict[Any, _aws.Plan] = _aws.memo_table()
+_fast: dict[Any, _aws.Hit] = _aws.memo_table()
 _path_specs: dict[Any, _aws.Spec] = _aws.memo_table()
 
 
@@ -93,12 +93,14 @@ def get_entry(
     lambda-cache). A warm hit is a memo lookup, a dict lookup and a clock read.
     """
     try:
-        plan = _fast[parameter]
+        hit = _fast[parameter]
     except (KeyError, TypeError):
-        plan = None
-    if plan is not None and not options:
-        key, age, cache, mem_get, clock, _, _, _, age_arg = plan
-        if cache is _config._default and age_arg == max_age_in_seconds:
+        hit = None
+    if hit is not None and not options:
+        key, age, cache, mem_get, clock, age_arg = hit
+        if cache is _config._default and (
+            age_arg is max_age_in_seconds or age_arg == max_age_in_seconds
+        ):
             entry = mem_get(key)
             if entry is not None:
                 now = clock()
@@ -112,7 +114,7 @@ def get_entry(
         lambda: _spec(parameter, max_age_in_seconds, entry_name, options, "ssm.get_entry"),
     )
     if type(parameter) is str and not options:
-        _aws.remember(_fast, parameter, plan)
+        _aws.remember(_fast, parameter, _aws.hit_of(plan))
     return _aws.value_of(plan)
 
 
