@@ -316,13 +316,16 @@ class TieredCache:
         """The miss path of :meth:`get_or_load`, with three more controls.
 
         ``max_age`` bounds the age of an entry for this call separately from the ``ttl`` it
-        stores with (``max_age=0``: always load, and store for ``ttl`` for everyone else).
+        stores with (``max_age=0``: always load, as a refresh, and store for ``ttl`` for everyone
+        else).
         ``refresh=True`` loads anew unless another thread or process stored a new entry for
         the key while this call waited (concurrent refreshes coalesce into one origin call).
         ``shared`` (default: ``persist``) writes the value to the shared tier and reads it
         there, with a fleet-wide lock around the load: ``persist=False, shared=True`` opts a
         memory-only value (a secret) in. A refresh writes the shared tier but never reads it.
         """
+        if max_age == 0:  # "always load" (lambda-cache's forced refresh) is a refresh:
+            refresh = True  # concurrent ones coalesce into one origin call
         share = persist if shared is None else shared
         look = share and not refresh  # read the shared tier (a refresh loads anew)
         if max_age is None:  # the caller's own ttl bounds the age; none: stored expiry alone
