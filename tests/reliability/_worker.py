@@ -261,6 +261,78 @@ def kill_download(directory: str, size: str) -> None:
     cache.load_file(OBJ_KEY, fetch)
 
 
+def _s3_object(directory: str) -> tuple[Any, Any, bytes]:
+    """moto in this process, a default cache on ``directory``, and s3://bucket/model.bin."""
+    import boto3
+    from moto import mock_aws
+
+    from tiered_cache import _config
+
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="x"
+    )
+    mock = mock_aws()
+    mock.start()
+    boto3.setup_default_session()
+    body = random.Random(11).randbytes(3 * 2**20)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="bucket")
+    client.put_object(Bucket="bucket", Key="model.bin", Body=body)
+    _config._default = tiered.TieredCache(directory=directory, ttl=600)
+    return mock, boto3, body
+
+
+class _HangingBody:
+    """A GetObject body that delivers its first chunk, reports, then hangs (to be killed)."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def iter_chunks(self, size: int) -> Any:
+        yield self._body.read(size)
+        say(half=True, parts=os.listdir(os.path.join(_config_dir(), "tmp")))
+        time.sleep(3600)
+
+    def close(self) -> None:
+        self._body.close()
+
+
+def _config_dir() -> str:
+    from tiered_cache import _config
+
+    return str(_config.default_cache().directory)
+
+
+def s3_kill_download(directory: str) -> None:
+    """s3.get_entry of a 3 MB object whose body hangs after its first chunk."""
+    from tiered_cache import s3
+
+    _mock, boto3, _body = _s3_object(directory)
+
+    def hang(parsed: Any, **_: Any) -> None:
+        parsed["Body"] = _HangingBody(parsed["Body"])
+
+    boto3._get_default_session().events.register("after-call.s3.GetObject", hang)
+    s3.get_entry(s3Uri="s3://bucket/model.bin")
+
+
+def s3_fetch(directory: str) -> None:
+    """A fresh process asks for the object: report what it got and what was left around."""
+    from tiered_cache import s3
+
+    _mock, _boto3, body = _s3_object(directory)
+    cache = tiered.default_cache()
+    path = s3.get_entry(s3Uri="s3://bucket/model.bin")
+    with open(path, "rb") as f:
+        whole = f.read() == body
+    say(
+        whole=whole,
+        loads=cache.loads,
+        parts=os.listdir(os.path.join(cache.directory or "", "tmp")),
+        objects=os.listdir(os.path.join(cache.directory or "", "objects")),
+    )
+
+
 def read_values(directory: str, keys_file: str, serializer: str) -> None:
     """Read every key listed (pickled) in ``keys_file``; write the values as a pickle."""
     with open(keys_file, "rb") as f:
