@@ -183,3 +183,42 @@ def test_20_threads_refresh_one_origin_call(make_cache: Callable[..., Any], runs
         assert results == ["new"] * 20
         assert cache.get(key) == "new"
         runs.progress("refresh rounds", round_ + 1, rounds)
+
+
+def test_waiters_on_a_failing_origin_share_the_stale_value(make_cache: Callable[..., Any]) -> None:
+    """Item 8 at the engine level: 30 threads, an expired value, an origin that fails slowly."""
+    clock = [1000.0]
+    cache = make_cache(ttl=60, stale_if_error=300, clock=lambda: clock[0])
+    cache.set("k", "stale")
+    clock[0] += 61
+    calls: list[int] = []
+
+    def failing() -> str:
+        calls.append(1)
+        time.sleep(0.1)
+        raise ConnectionError("throttled")
+
+    _times, results, _ = timed_loads_with(cache, "k", 30, failing)
+    assert results == ["stale"] * 30
+    assert len(calls) <= 3, f"30 waiting callers made {len(calls)} calls to a failing origin"
+
+
+def timed_loads_with(
+    cache: Any, key: str, threads: int, loader: Callable[[], Any]
+) -> tuple[list[float], list[Any], None]:
+    barrier = threading.Barrier(threads)
+    times: list[float] = []
+    results: list[Any] = []
+
+    def run() -> None:
+        barrier.wait()
+        start = time.monotonic()
+        results.append(cache.get_or_load(key, loader))
+        times.append(time.monotonic() - start)
+
+    pool = [threading.Thread(target=run) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return times, results, None

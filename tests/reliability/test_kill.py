@@ -14,6 +14,7 @@ import random
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,3 +139,26 @@ def test_sweep_after_a_restart_keeps_objects_that_are_in_use(tmp_path: Path) -> 
         assert f.read() == b"whole object"
     assert second._disk is not None
     second._disk._close()
+
+
+def test_fetch_that_fails_mid_stream_commits_nothing(tmp_path: Path) -> None:
+    """Item 11 at the engine level: the object changes mid-download and the fetch notices."""
+    from tiered_cache import TieredCache
+
+    cache = TieredCache(directory=str(tmp_path / "c"), ttl=600)
+    assert cache._disk is not None
+
+    def changing(dest: Any, _version: str | None) -> str:
+        dest.write(b"A" * 100_000)  # half of version A, then the origin says it changed
+        raise ConnectionError("object changed during download (ETag mismatch)")
+
+    with pytest.raises(ConnectionError):
+        cache.load_file("obj", changing)
+    assert os.listdir(cache._disk.tmp_dir) == []
+    assert os.listdir(cache._disk.objects_dir) == []
+    assert cache._disk.get("obj") is None
+
+    path = cache.load_file("obj", lambda dest, _v: dest.write(b"B" * 200_000) and "etag-b")
+    with open(path, "rb") as f:
+        assert f.read() == b"B" * 200_000
+    cache._disk._close()
