@@ -90,6 +90,7 @@ class Options(TypedDict, total=False):
     ttl: float  #: the same as max_age_in_seconds; give one, or both with the same value
     stale_if_error: float  #: seconds past expiry a stale value may stand in for a failure
     persist: bool  #: write to the disk tier (secrets default to False)
+    shared: bool  #: write to the shared tier (default: as persist; secrets: only when True)
     client: Any  #: a boto3 client to use instead of the lazily made shared one
     session: boto3.Session  #: a boto3 Session to make the client from
     region_name: str  #: the region to make the client for (part of the cache key)
@@ -249,9 +250,10 @@ def check_options(
         )
     ttl = options.get("ttl")
     sie = options.get("stale_if_error")
-    persist = options.get("persist")
-    if persist is not None and not isinstance(persist, bool):
-        raise TypeError(f"tiered-cache: {owner}: persist must be True or False, not {persist!r}")
+    for flag in ("persist", "shared"):
+        value = options.get(flag)
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"tiered-cache: {owner}: {flag} must be True or False, not {value!r}")
     return (
         None if ttl is None else _seconds("ttl", ttl, owner),
         None if sie is None else _seconds("stale_if_error", sie, owner),
@@ -290,6 +292,7 @@ class Spec:
         "key",
         "persist",
         "plan",
+        "shared",
         "stale_if_error",
     )
 
@@ -303,6 +306,7 @@ class Spec:
         persist: bool,
         fetch: Callable[[], Any] | None = None,
         fetch_file: Callable[[IO[bytes], str | None], str | None] | None = None,
+        shared: bool | None = None,
     ) -> None:
         self.key = key
         self.attr = attr
@@ -312,6 +316,7 @@ class Spec:
         self.persist = persist
         self.fetch = fetch
         self.fetch_file = fetch_file
+        self.shared = shared
         self.plan: Plan | None = None
 
 
@@ -430,7 +435,9 @@ def load(plan: Plan) -> Any:
         if spec.fetch_file is not None:
             return cache.load_file(key, spec.fetch_file, store_ttl, spec.stale_if_error, age)
         fetch = cast("Callable[[], Any]", spec.fetch)  # a Spec has fetch or fetch_file
-        return cache.load(key, fetch, store_ttl, spec.stale_if_error, spec.persist, age)
+        return cache.load(
+            key, fetch, store_ttl, spec.stale_if_error, spec.persist, age, shared=spec.shared
+        )
     except NotFoundError as exc:
         window = min(NEGATIVE_TTL, age, store_ttl)
         if window > 0:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._decorator import CachedFunction
     from ._shared import SharedTier
 
-__all__ = ["NOT_MODIFIED", "MemoryOnly", "TieredCache"]
+__all__ = ["NOT_MODIFIED", "MemoryOnly", "TieredCache", "Unshared"]
 
 log = logging.getLogger("tiered_cache")
 
@@ -54,6 +54,16 @@ class MemoryOnly:
 
     def __init__(self, value: Any) -> None:
         self.value = value
+
+
+class Unshared(MemoryOnly):
+    """Returned by a loader to keep its value out of the shared tier only.
+
+    For a secret the caller chose to persist on this machine's disk (an SSM SecureString with
+    ``persist=True``) but did not opt in to share with the fleet.
+    """
+
+    __slots__ = ()
 
 
 _INF: Final = float("inf")
@@ -452,7 +462,10 @@ class TieredCache:
             log.warning("tiered-cache: loading %r failed; serving the stale value", key)
             return stale.value  # type: ignore[no-any-return]
         if isinstance(value, MemoryOnly):
-            value, persist, share = value.value, False, False
+            if isinstance(value, Unshared):
+                value, share = value.value, False
+            else:
+                value, persist, share = value.value, False, False
         self._store(key, self._new_entry(value, ttl, stale_if_error, now=started), persist, share)
         return value
 

@@ -150,7 +150,10 @@ def _spec(
     )
     fetch = functools.partial(_fetch, request, transform, dict(options), region)
     persist = options.get("persist") is True
-    return _aws.Spec(key, attr, age, max_age_in_seconds, stale_if_error, persist, fetch)
+    shared = options.get("shared") is True  # a secret reaches the fleet only when asked to
+    return _aws.Spec(
+        key, attr, age, max_age_in_seconds, stale_if_error, persist, fetch, shared=shared
+    )
 
 
 def _fetch(

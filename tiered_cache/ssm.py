@@ -55,7 +55,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import _aws, _config
-from ._core import MemoryOnly
+from ._core import MemoryOnly, Unshared
 from .exceptions import ArgumentTypeNotSupportedError, NotFoundError
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = ["SSMOptions", "cache", "get_entry", "get_parameters_by_path"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+V = TypeVar("V")
 
 #: GetParameters takes at most this many names per call.
 BATCH: Final = 10
@@ -257,6 +258,18 @@ def _secret(parameter: Mapping[str, Any], decrypt: bool) -> bool:
     return decrypt and parameter.get("Type") == "SecureString"
 
 
+def _place(
+    value: V, secret: bool, persist: bool | None, options: Mapping[str, Any]
+) -> V | MemoryOnly:
+    """Where a value goes once it is known to be secret: memory only unless ``persist=True``,
+    and never the shared tier unless ``shared=True``."""
+    if not secret:
+        return value
+    if persist is None:
+        return MemoryOnly(value)
+    return value if options.get("shared") is True else Unshared(value)
+
+
 def _fetch_one(
     name: str, decrypt: bool, persist: bool | None, options: Any, region: str
 ) -> str | list[str] | MemoryOnly:
@@ -269,9 +282,7 @@ def _fetch_one(
     )
     parameter = response["Parameter"]
     value = _value(parameter)
-    if persist is None and _secret(parameter, decrypt):
-        return MemoryOnly(value)
-    return value
+    return _place(value, _secret(parameter, decrypt), persist, options)
 
 
 def _fetch_many(
@@ -299,7 +310,7 @@ def _fetch_many(
             f"{', '.join(missing)}; check the names and the region"
         )
     result = {_leaf(name): found[_leaf(name)] for name in names if _leaf(name) in found}
-    return MemoryOnly(result) if persist is None and secret else result
+    return _place(result, secret, persist, options)
 
 
 def _fetch_path(
@@ -324,4 +335,4 @@ def _fetch_path(
         if not token:
             break
         request["NextToken"] = token
-    return MemoryOnly(result) if persist is None and secret else result
+    return _place(result, secret, persist, options)
