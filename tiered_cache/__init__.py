@@ -15,9 +15,11 @@ if TYPE_CHECKING:
     from ._config import default_cache
     from ._core import TieredCache
     from ._decorator import CachedFunction, cache
+    from ._shared import SharedTier
 
 __all__ = [
     "CachedFunction",
+    "SharedTier",
     "TieredCache",
     "__version__",
     "cache",
@@ -30,6 +32,7 @@ __all__ = [
 
 _LAZY = {
     "CachedFunction": "._decorator",
+    "SharedTier": "._shared",
     "TieredCache": "._core",
     "cache": "._decorator",
     "default_cache": "._config",
