@@ -1,6 +1,6 @@
 """A runnable tour: a miss, a memory hit, a disk hit from a fresh process, and expiry.
 
-    python3 examples/quickstart.py
+python3 examples/quickstart.py
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ cache = tiered.TieredCache(directory=sys.argv[1], ttl=30)
 start = time.perf_counter()
 value = cache.get_or_load("report:2026-11-28", lambda: sys.exit("loader ran: not a disk hit"))
 elapsed = (time.perf_counter() - start) * 1e3
-print(f"  fresh process: {value!r} in {elapsed:.2f} ms, stats {cache.stats()['disk_hits']} disk hit")
+hits = cache.stats()["disk_hits"]
+print(f"  fresh process: {value!r} in {elapsed:.2f} ms ({hits} disk hit, no load)")
 """
 
 
