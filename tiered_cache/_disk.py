@@ -116,6 +116,26 @@ def _safe_disk_class() -> type[Any]:
     return SafeDisk
 
 
+class _ConnectionCloser:
+    """Closes a thread's diskcache connection explicitly when the thread ends.
+
+    diskcache keeps one SQLite connection per thread and leaves it to be garbage collected
+    when the thread dies; SQLite then keeps its file descriptor open while other connections
+    of the process hold locks on the file (always, in WAL mode), so short-lived threads leaked
+    descriptors without bound. An explicit close lets SQLite reuse them.
+    """
+
+    __slots__ = ("cache", "con")
+
+    def __init__(self, cache: Any, con: Any) -> None:
+        self.cache = cache
+        self.con = con
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.con.close()
+
+
 class _RefusedRowError(Exception):
     """A row this store did not write (a pickle or a file reference)."""
 
@@ -158,6 +178,7 @@ class DiskTier:
         self.locks_dir = os.path.join(self.root, "locks")
         self._cache: Any = None
         self._open_lock = threading.Lock()
+        self._threads = threading.local()  # each thread's _ConnectionCloser
         self._broken_until = 0.0
         self._warned = False
         self.errors = 0
@@ -221,12 +242,15 @@ class DiskTier:
 
     def _db(self) -> Any:
         cache = self._cache
-        if cache is not None:
-            return cache
-        with self._open_lock:
-            if self._cache is None:
-                self._cache = self._open()
-            return self._cache
+        if cache is None:
+            with self._open_lock:
+                if self._cache is None:
+                    self._cache = self._open()
+                cache = self._cache
+        closer = getattr(self._threads, "closer", None)
+        if closer is None or closer.cache is not cache:
+            self._threads.closer = _ConnectionCloser(cache, cache._con)
+        return cache
 
     def _open(self) -> Any:
         import diskcache
