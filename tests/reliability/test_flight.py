@@ -48,11 +48,19 @@ def test_8_processes_x_8_threads_one_missing_key_one_load(
 
 
 def test_killing_the_loading_process_hands_the_load_to_a_waiter(
-    tmp_path: Path, workers: Workers
+    tmp_path: Path, workers: Workers, runs: Runs
 ) -> None:
-    directory = str(tmp_path / "c")
-    log = tmp_path / "loads.log"
-    marker = tmp_path / "first-loader"
+    rounds = runs(1, 10)
+    for round_ in range(rounds):
+        kill_the_loader(tmp_path / f"r{round_}", workers)
+        runs.progress("kill-the-loader rounds", round_ + 1, rounds)
+
+
+def kill_the_loader(base: Path, workers: Workers) -> None:
+    base.mkdir()
+    directory = str(base / "c")
+    log = base / "loads.log"
+    marker = base / "first-loader"
     procs = [workers.start("flight_kill", directory, log, marker, 8) for _ in range(8)]
     start_together(procs, workers)
     deadline = time.monotonic() + 30
