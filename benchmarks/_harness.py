@@ -242,7 +242,7 @@ def start_moto(
     session = boto3.session.Session(region_name=REGION)
     ssm = session.client("ssm")
     sm = session.client("secretsmanager")
-    s3 = session.client("s3")
+    s3 = setup_s3_client()
     buckets: set[str] = set()
     for n in names if isinstance(names, list) else [names]:
         ssm.put_parameter(Name=n["param"], Value="postgres://db.example:5432/app", Type="String")
@@ -258,14 +258,25 @@ def start_moto(
     return mock
 
 
+def setup_s3_client() -> Any:
+    """The harness's own S3 client: no CRC32 of the body on upload (moto verifies it in pure
+    Python: 256 MB took minutes). Peers' clients keep botocore's defaults."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session(region_name=REGION).client(
+        "s3", config=Config(request_checksum_calculation="when_required")
+    )
+
+
 def update_object(origin: Origin, names: dict[str, str], key: str, size: int, seed: int) -> None:
     """Change an S3 object at the origin (not counted: the hook is paused meanwhile)."""
-    import boto3
 
     origin.paused = True
     try:
-        s3 = boto3.session.Session(region_name=REGION).client("s3")
-        s3.put_object(Bucket=names["bucket"], Key=names[key], Body=payload(size, seed))
+        setup_s3_client().put_object(
+            Bucket=names["bucket"], Key=names[key], Body=payload(size, seed)
+        )
     finally:
         origin.paused = False
 

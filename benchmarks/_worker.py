@@ -43,9 +43,7 @@ def _origin(spec: dict[str, Any], **kwargs: Any) -> None:
             tzinfo=None
         )
     if kwargs.get("big_size"):  # made here, in this process's copy of the origin
-        import boto3
-
-        s3 = boto3.session.Session(region_name=h.REGION).client("s3")
+        s3 = h.setup_s3_client()
         names = spec["names"]
         s3.put_object(
             Bucket=names["bucket"], Key=names["big_key"], Body=h.payload(kwargs["big_size"])
@@ -189,6 +187,7 @@ def task_large(spec: dict[str, Any]) -> dict[str, Any]:
     names, size, ttl = spec["names"], spec["size"], spec["ttl"]
     clock = h.SimClock()  # real time plus an offset the harness advances
     _origin(spec, big_size=size, clock=clock)
+    clock.advance(30)  # the object was uploaded a while before the function first runs
     origin = h.Origin("virtual").install()
     peer = _peer(spec, clock)
     if peer.big is None:
