@@ -24,6 +24,16 @@ from tiered_cache import _config
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Registered here, at the root, so that `pytest --soak` works from the repository root.
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="reliability suite: run every fault with soak counts (e.g. 200 kill -9 runs)",
+    )
+
+
 class FakeClock:
     """A wall clock that only moves when told to: ``clock()`` reads, ``advance(s)`` ticks."""
 

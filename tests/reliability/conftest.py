@@ -21,15 +21,6 @@ REPO_ROOT = HERE.parent.parent
 WORKER = str(HERE / "_worker.py")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--soak",
-        action="store_true",
-        default=False,
-        help="reliability suite: run every fault with soak counts (e.g. 200 kill -9 runs)",
-    )
-
-
 def pytest_report_header(config: pytest.Config) -> str:
     return "reliability: " + ("soak counts (--soak)" if config.getoption("--soak") else "CI counts")
 
