@@ -131,6 +131,30 @@ def test_stale_value_served_inside_the_window_and_counted(
     assert cache.get("k", "MISS") == "MISS"
 
 
+def test_an_outage_is_logged_once_per_key_until_a_load_succeeds(
+    make_cache: Any, fake_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = make_cache(ttl=10)
+    start = fake_clock()
+    cache.get_or_load("k", lambda: "good", stale_if_error=60)
+    fake_clock.set(start + 15)
+
+    def warnings() -> int:
+        return sum(
+            r.levelno >= logging.WARNING and "stale" in r.getMessage() for r in caplog.records
+        )
+
+    with caplog.at_level(logging.WARNING, logger="tiered_cache"):
+        for _ in range(5):
+            assert cache.get_or_load("k", _failing(Boom("down")), stale_if_error=60) == "good"
+        assert warnings() == 1
+        assert cache.get_or_load("k", lambda: "back") == "back"  # the outage ends
+        fake_clock.set(start + 30)
+        assert cache.get_or_load("k", _failing(Boom("down")), stale_if_error=60) == "back"
+        assert warnings() == 2  # a new outage is logged again
+    assert cache.stats()["stale_served"] == 6
+
+
 def test_past_the_window_the_loaders_own_exception_propagates_unchanged(
     make_cache: Any, fake_clock: Any
 ) -> None:

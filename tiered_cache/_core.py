@@ -124,6 +124,7 @@ class TieredCache:
         self.load_errors = 0
         self.stale_served = 0
         self.shared_hits = 0
+        self._outages: set[str] = set()  # keys whose stale value is standing in (logged once)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -459,8 +460,13 @@ class TieredCache:
             stale = self._serve_stale(key, persist, bound, stale_if_error, share)
             if stale is None:
                 raise
-            log.warning("tiered-cache: loading %r failed; serving the stale value", key)
+            # Once per key and outage: a hot key must not log on every invocation.
+            (log.debug if key in self._outages else log.warning)(
+                "tiered-cache: loading %r failed; serving the stale value", key, exc_info=True
+            )
+            self._outages.add(key)
             return stale.value  # type: ignore[no-any-return]
+        self._outages.discard(key)
         if isinstance(value, MemoryOnly):
             if isinstance(value, Unshared):
                 value, share = value.value, False
