@@ -365,13 +365,17 @@ class TieredCache:
                         return stale.value  # type: ignore[no-any-return]
             disk = self._disk
             if not persist or disk is None or not disk.available:
-                return self._fleet_load(key, loader, ttl, sie, persist, bound, seen, share, look)
+                return self._fleet_load(
+                    key, loader, ttl, sie, persist, bound, seen, share, look, until
+                )
             with file_lock(disk.locks_dir, key, _left(until)) as locked:
                 if locked:
                     found = self._current(key, bound, seen, persist)
                     if found is not None:
                         return found.value  # type: ignore[no-any-return]
-                return self._fleet_load(key, loader, ttl, sie, persist, bound, seen, share, look)
+                return self._fleet_load(
+                    key, loader, ttl, sie, persist, bound, seen, share, look, until
+                )
 
     def _fleet_load(
         self,
@@ -384,16 +388,18 @@ class TieredCache:
         seen: Entry | None,
         share: bool,
         look: bool,
+        until: float,
     ) -> T:
         """Load, under the shared tier's fleet-wide lock when the entry is shared.
 
-        Taken after the thread and file locks; the wait is bounded, then the caller loads by
+        Taken after the thread and file locks, within what is left of the same wait budget
+        (``until``, monotonic) and at most the tier's ``lock_wait``; then the caller loads by
         itself. After acquiring it the tiers are checked again.
         """
         shared = self._shared
         if not look or shared is None or not shared.available:
             return self._call_loader(key, loader, ttl, stale_if_error, persist, bound, share)
-        wait = bounded_wait(min(self.lock_timeout, shared.lock_wait))
+        wait = min(_left(until), shared.lock_wait)
         with shared.lock(key, wait) as locked:
             if locked:
                 found = self._current(key, bound, seen, persist, look)
