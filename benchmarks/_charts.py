@@ -22,13 +22,17 @@ def _bars(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(labels) + 1.4))
-    colors = ["#1f77b4" if highlight in lab else "#9e9e9e" for lab in labels]
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(labels) + 1.4))
+    colors = ["#1f77b4" if highlight and lab.startswith(highlight) else "#9e9e9e" for lab in labels]
     ax.barh(range(len(labels)), values, color=colors)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
     if log:
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     for i, v in enumerate(values):
@@ -52,7 +56,7 @@ def draw(results: dict[str, Any], out: str, mode: str) -> list[str]:
         made.append(
             _bars(
                 name("1-hit-path"),
-                "Warm hit cost as a multiple of the floor (dict.get + time.time()), same process",
+                "Warm hit, x the floor (dict.get + time.time()) in the same process",
                 [p[0] for p in pairs],
                 [p[1] for p in pairs],
                 "x floor (log scale; lower is better)",

@@ -39,6 +39,7 @@ LABELS = {
     "powertools": "Powertools parameters",
     "cachetools": "cachetools TTLCache",
     "tiered-core": "tiered-cache (TieredCache / @cache)",
+    "tiered-core-nojitter": "tiered-cache (TieredCache, jitter=0)",
     "tiered-aws": "tiered-cache (ssm / secrets_manager / s3)",
     "diskcache": "raw diskcache.Cache",
 }
@@ -188,7 +189,7 @@ def aws_env() -> dict[str, str]:
 
 def names_for(lib: str, run_id: str) -> dict[str, str]:
     """Per-library origin names: no two peers ever share a name (or a lambda-cache /tmp file)."""
-    tag = lib.replace("-", "_")
+    tag = lib.replace("-nojitter", "").replace("-", "_")
     return {
         "param": f"/bench/{tag}/db_url",
         "secret": f"bench/{tag}/db_password",

@@ -28,6 +28,7 @@ TIME_HANDLING = {
     ),
     "cachetools": "TTLCache(timer=clock): injected",
     "tiered-core": "TieredCache(clock=clock): injected",
+    "tiered-core-nojitter": "TieredCache(clock=clock, jitter=0): injected",
     "tiered-aws": (
         "the helpers use tiered_cache.default_cache(); the harness installs a "
         "TieredCache(clock=clock) as that default (tiered_cache._config._default)"
@@ -208,12 +209,16 @@ def build_cachetools(names: dict[str, str], ttl: float, directory: str, clock: A
     return p
 
 
-def build_tiered_core(names: dict[str, str], ttl: float, directory: str, clock: Any) -> Peer:
+def build_tiered_core(
+    names: dict[str, str], ttl: float, directory: str, clock: Any, jitter: float = 0.1
+) -> Peer:
     import time
 
     from tiered_cache import TieredCache
 
-    cache = TieredCache(directory=os.path.join(directory, "tiered"), clock=clock or time.time)
+    cache = TieredCache(
+        directory=os.path.join(directory, "tiered"), clock=clock or time.time, jitter=jitter
+    )
     f = _fetchers(names, directory)
     p = Peer("tiered-core")
     p.ssm = cache.cache(key="bench:ssm:" + names["param"], ttl=ttl)(f["ssm"])
@@ -293,5 +298,6 @@ BUILDERS: dict[str, Callable[..., Peer]] = {
     "powertools": build_powertools,
     "cachetools": build_cachetools,
     "tiered-core": build_tiered_core,
+    "tiered-core-nojitter": lambda *a: build_tiered_core(*a, jitter=0.0),
     "tiered-aws": build_tiered_aws,
 }
