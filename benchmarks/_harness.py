@@ -551,6 +551,29 @@ def _per_call(ns: dict[str, Any], stmt: str, calls: int) -> list[float]:
     return [float(x) for x in local["_probe"](calls, time.perf_counter_ns)]
 
 
+def merge_hits(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several processes: each path's median is the median over processes of
+    its ratio to that process's floor, times the median floor (so ratios stay same-process)."""
+    ok = [r for r in runs if r.get("paths")]
+    if not ok:
+        return runs[0]
+    merged = dict(ok[0])
+    floor = median([r["paths"]["floor"]["median_ns"] for r in ok])
+    paths: dict[str, Any] = {}
+    for label in ok[0]["paths"]:
+        ratios = [r["paths"][label]["median_ns"] / r["paths"]["floor"]["median_ns"] for r in ok]
+        paths[label] = {
+            "median_ns": median(ratios) * floor,
+            "p99_ns": median([r["paths"][label]["p99_ns"] for r in ok]),
+            "per_process_median_ns": [r["paths"][label]["median_ns"] for r in ok],
+            "per_process_ratio": ratios,
+        }
+    merged["paths"] = paths
+    merged["processes"] = len(ok)
+    merged["origin_calls_while_timing"] = sum(r["origin_calls_while_timing"] for r in ok)
+    return merged
+
+
 # -- forked workers --------------------------------------------------------------------------
 
 
