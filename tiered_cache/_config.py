@@ -7,18 +7,18 @@ cache runs memory-only: a cold start never aborts over the cache.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from ._log import log
 
 if TYPE_CHECKING:
     from ._core import TieredCache
 
 __all__ = ["default_cache", "settings_from_env"]
 
-log = logging.getLogger("tiered_cache")
 
 # name -> (TieredCache argument, parser)
 _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {

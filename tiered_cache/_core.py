@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import random
 import time
@@ -24,6 +23,7 @@ from . import _serial
 from ._disk import DiskTier
 from ._entry import FLAG_PICKLE, Entry
 from ._flight import Flight, bounded_wait, file_lock
+from ._log import log
 from ._memory import MemoryTier, approximate_size
 from .exceptions import TieredCacheError
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["NOT_MODIFIED", "MemoryOnly", "TieredCache", "Unshared"]
 
-log = logging.getLogger("tiered_cache")
 
 T = TypeVar("T")
 P = ParamSpec("P")

@@ -24,9 +24,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import logging
 import os
-import secrets
 import sqlite3
 import stat
 import threading
@@ -35,11 +33,11 @@ from typing import IO, Any, Final
 
 from . import _serial
 from ._entry import FLAG_FILE, Entry, decode, encode
+from ._log import log
 from .exceptions import UnsafeCacheDirectoryError
 
 __all__ = ["DiskTier", "default_budget", "disk_key", "verify_directory"]
 
-log = logging.getLogger("tiered_cache")
 
 GIB: Final = 2**30
 _DB_FILES: Final = ("cache.db", "cache.db-wal", "cache.db-shm")
@@ -388,7 +386,7 @@ class DiskTier:
         entry; the next sweep sees its lock gone and removes it.
         """
         self._db()  # makes the directories
-        path = os.path.join(self.tmp_dir, secrets.token_hex(16) + ".part")
+        path = os.path.join(self.tmp_dir, os.urandom(16).hex() + ".part")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         return path, os.fdopen(fd, "wb")
@@ -402,7 +400,7 @@ class DiskTier:
         dkey = disk_key(key)
         try:
             size = os.stat(temp_path).st_size
-            name = f"{dkey}-{secrets.token_hex(8)}.obj"
+            name = f"{dkey}-{os.urandom(8).hex()}.obj"
             final = os.path.join(self.objects_dir, name)
             os.replace(temp_path, final)
         except OSError as exc:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import secrets
 import threading
 import time
@@ -34,10 +33,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _serial
 from ._entry import Entry, decode, encode
+from ._log import log
 
 __all__ = ["DEFAULT_PREFIX", "SharedTier", "connection_kwargs"]
 
-log = logging.getLogger("tiered_cache")
 
 DEFAULT_PREFIX: Final = "tiered-cache:"
 DEFAULT_TIMEOUT: Final = 0.05  # seconds, for both connect and read
