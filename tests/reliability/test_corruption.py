@@ -88,7 +88,8 @@ def test_damaged_object_file_is_a_miss_and_a_clean_refetch(
 @pytest.mark.xfail(
     strict=True,
     reason="object files are checked by size only: damage that keeps the size is served "
-    "(a content check would read the whole object on every cold read); see the README, "Guarantees and how they are tested"",
+    "(a content check would read the whole object on every cold read); see the README's "
+    "'Guarantees and how they are tested'",
 )
 @pytest.mark.parametrize("damage", ["zeroed", "garbage"])
 def test_same_size_damage_to_an_object_file_is_detected(
