@@ -187,3 +187,29 @@ def tmpfs() -> Iterator[TmpfsMounter]:
         yield mounter
     finally:
         mounter.unmount_all()
+
+
+@pytest.fixture
+def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's ``mock_aws`` with fake credentials in us-east-1, no AWS config files, and the
+    library's lazily made clients and memo tables reset before and after."""
+    import boto3
+    from moto import mock_aws
+
+    from tiered_cache import _aws
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    _aws._reset()
+    with mock_aws():  # starting moto resets boto3's default session
+        boto3.setup_default_session()
+        yield
+    _aws._reset()
+    boto3.DEFAULT_SESSION = None

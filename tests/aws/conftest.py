@@ -9,36 +9,19 @@ patched.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 from _awshelp import Calls
-from moto import mock_aws
 
-from tiered_cache import _aws, _config
+from tiered_cache import _config
 
 
 @pytest.fixture(autouse=True)
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto for every test here, fake credentials, us-east-1, fresh clients and memo tables."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    _aws._reset()
-    boto3.setup_default_session()
-    with mock_aws():
-        yield
-    _aws._reset()
-    boto3.DEFAULT_SESSION = None
+def aws(moto_aws: None) -> None:
+    """moto for every test here (the root conftest's ``moto_aws``)."""
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ moto = pytest.importorskip("moto")
 
 from botocore.awsrequest import AWSResponse  # noqa: E402
 
-from tiered_cache import _aws, _config, s3, secrets_manager, ssm  # noqa: E402
+from tiered_cache import _config, s3, secrets_manager, ssm  # noqa: E402
 from tiered_cache.exceptions import SourceError  # noqa: E402
 
 from .conftest import Runs, Workers  # noqa: E402
@@ -66,27 +66,16 @@ class _Raw:
 
 
 @pytest.fixture
-def origin(monkeypatch: pytest.MonkeyPatch, make_cache: Callable[..., Any]) -> Iterator[Origin]:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+def origin(
+    moto_aws: None, monkeypatch: pytest.MonkeyPatch, make_cache: Callable[..., Any]
+) -> Origin:
     from botocore.retries import standard
 
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
-    _aws._reset()
-    with moto.mock_aws():  # (starting moto resets boto3's default session)
-        boto3.setup_default_session()
-        fake = Origin()
-        # First in line: moto answers at before-send too, and the first answer wins.
-        boto3._get_default_session().events.register_first("before-send", fake.before_send)
-        yield fake
-    _aws._reset()
-    boto3.DEFAULT_SESSION = None
+    fake = Origin()
+    # First in line: moto answers at before-send too, and the first answer wins.
+    boto3._get_default_session().events.register_first("before-send", fake.before_send)
+    return fake
 
 
 @pytest.fixture

@@ -4,39 +4,21 @@ caller persists them to this machine's disk: Secrets Manager values and SSM Secu
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from tiered_cache import _aws, _config, secrets_manager, ssm
+from tiered_cache import _config, secrets_manager, ssm
 from tiered_cache._shared import SharedTier
 
 SECRET = "s3cr3t-value-8f2c"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    _aws._reset()
-    boto3.setup_default_session()
-    with mock_aws():
-        yield
-    _aws._reset()
-    boto3.DEFAULT_SESSION = None
-
-
-@pytest.fixture
 def shared_default(
-    aws: None,
+    moto_aws: None,
     make_cache: Callable[..., Any],
     make_tier: Callable[..., SharedTier],
     monkeypatch: pytest.MonkeyPatch,
