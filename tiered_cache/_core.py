@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overload
 
 from . import _serial
-from ._disk import DiskTier
+from ._disk import DiskTier, file_payload
 from ._entry import FLAG_PICKLE, Entry
 from ._flight import Flight, bounded_wait, file_lock
 from ._log import log
@@ -578,7 +578,7 @@ class TieredCache:
                 path: str = previous.value
                 renewed = self._new_entry(path, ttl, stale_if_error, version, now=started)
                 renewed.flags, renewed.size = previous.flags, len(path)
-                payload = _serial.dumps([os.path.basename(path), _file_size(path)], _serial.SAFE)
+                payload = file_payload(path)
                 self._memory.set(key, renewed)
                 disk.set(key, renewed, payload, previous.flags)
                 return path

@@ -313,16 +313,20 @@ class DiskTier:
         return entry
 
     def _resolve_file(self, entry: Entry) -> Entry:
-        name, size = entry.value
+        if type(entry.value) is not list or len(entry.value) != 3:
+            raise ValueError("bad object reference")
+        name, size, mtime_ns = entry.value
         if type(name) is not str or os.sep in name or not name.endswith(".obj"):
             raise ValueError("bad object name")
         path = os.path.join(self.objects_dir, name)
         try:
-            actual = os.stat(path).st_size
+            info = os.stat(path)
         except OSError as exc:
             raise ValueError(f"object file missing: {exc}") from exc
-        if actual != size:
-            raise ValueError("object file has the wrong size")
+        # Anything that rewrote the file (truncated, zeroed, overwritten in place) changed its
+        # size or its modification time: a content hash would read the whole object instead.
+        if info.st_size != size or info.st_mtime_ns != mtime_ns:
+            raise ValueError("object file was changed after it was stored")
         result = entry.replace_value(path, entry.flags)
         result.size = len(path)
         return result
@@ -399,7 +403,6 @@ class DiskTier:
         """
         dkey = disk_key(key)
         try:
-            size = os.stat(temp_path).st_size
             name = f"{dkey}-{os.urandom(8).hex()}.obj"
             final = os.path.join(self.objects_dir, name)
             os.replace(temp_path, final)
@@ -408,7 +411,11 @@ class DiskTier:
                 os.remove(temp_path)
             self._fault(exc)
             return None
-        payload = _serial.dumps([name, size], _serial.SAFE)
+        try:
+            payload = file_payload(final)
+        except OSError as exc:
+            self._fault(exc)
+            return None
         if not self.set(key, entry, payload, FLAG_FILE):
             with contextlib.suppress(OSError):
                 os.remove(final)
@@ -513,6 +520,12 @@ class DiskTier:
         except Exception:
             return True  # cannot tell: keep it
         return data is not None and name.encode() in data
+
+
+def file_payload(path: str) -> bytes:
+    """The stored form of an object file: its name, size and modification time (ns)."""
+    info = os.stat(path)
+    return _serial.dumps([os.path.basename(path), info.st_size, info.st_mtime_ns], _serial.SAFE)
 
 
 def payload_name(data: bytes) -> str | None:

@@ -85,12 +85,6 @@ def test_damaged_object_file_is_a_miss_and_a_clean_refetch(
         assert f.read() == body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="object files are checked by size only: damage that keeps the size is served "
-    "(a content check would read the whole object on every cold read); see the README's "
-    "'Guarantees and how they are tested'",
-)
 @pytest.mark.parametrize("damage", ["zeroed", "garbage"])
 def test_same_size_damage_to_an_object_file_is_detected(
     make_cache: Callable[..., Any], damage: str
