@@ -676,6 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=h.RESULTS, help="results directory")
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     args = parser.parse_args(argv)
+    h.precompile()  # fresh interpreters import compiled code, as after a pip install
     cfg = QUICK if args.quick else FULL
     mode = "quick" if args.quick else "full"
     wanted = {s.strip() for s in args.only.split(",")} if args.only else None
