@@ -31,7 +31,7 @@ TIME_HANDLING = {
     "tiered-core-nojitter": "TieredCache(clock=clock, jitter=0): injected",
     "tiered-aws": (
         "the helpers use tiered_cache.default_cache(); the harness installs a "
-        "TieredCache(clock=clock) as that default (tiered_cache._config._default)"
+        "TieredCache(clock=clock) as that default (tiered_cache._config._set_default)"
     ),
 }
 
@@ -271,9 +271,11 @@ def build_tiered_aws(names: dict[str, str], ttl: float, directory: str, clock: A
     if clock is not None or "TIERED_CACHE_DIR" not in os.environ:
         from tiered_cache import TieredCache
 
-        config._default = TieredCache(  # type: ignore[attr-defined]
-            directory=os.path.join(directory, "tiered"),
-            **({"clock": clock} if clock is not None else {}),
+        config._set_default(
+            TieredCache(
+                directory=os.path.join(directory, "tiered"),
+                **({"clock": clock} if clock is not None else {}),
+            )
         )
     param, secret, age = names["param"], names["secret"], ttl
     p.ssm = lambda: ssm.get_entry(parameter=param, max_age_in_seconds=age)

@@ -12,7 +12,9 @@ fetch function) and knows nothing about tiers. This module decides *how*:
   account).
 - Arguments are validated at call time, never at decoration, in lambda-cache's order; the
   result of validation (the cache key and options) is memoized per argument tuple, so a warm
-  hit is a memo lookup, a dict lookup and a clock read.
+  hit is a memo lookup, a dict lookup and a clock read. Memos and handler bindings hold the
+  default cache they were made for and are dropped when it is replaced
+  (``_config._set_default``), so the hit path need not check which cache is the default.
 - The handler decorator sets one attribute on ``context`` per stacked decorator, keeps the
   handler's return value, and for the length of the handler bounds lock waits by the Lambda
   deadline (``context.get_remaining_time_in_millis``, read only if a wait happens).
@@ -330,11 +332,19 @@ Plan = tuple[
     str, float, "TieredCache", Callable[[str], Any], Callable[[], float], float, Spec, bool, Any
 ]
 #: What a service's get_entry keeps per name for its inline hit: Plan's first five and age_arg.
+#: Kept only while its cache is the default: replacing the default clears every hit table.
 Hit = tuple[str, float, "TieredCache", Callable[[str], Any], Callable[[], float], Any]
 
 
-def hit_of(plan: Plan) -> Hit:
-    return (plan[0], plan[1], plan[2], plan[3], plan[4], plan[8])
+def remember_hit(table: dict[Any, Hit], name: str, plan: Plan) -> None:
+    """Keep ``plan``'s inline-hit tuple under ``name``, if its cache is still the default.
+
+    The check follows the store: a default replaced in between (which clears the tables after
+    it changes ``_config._current``) either is seen here or clears this entry itself.
+    """
+    remember(table, name, (plan[0], plan[1], plan[2], plan[3], plan[4], plan[8]))
+    if plan[2] is not _config._current:
+        table.pop(name, None)
 
 
 def plan_for(spec: Spec) -> Plan:
@@ -368,6 +378,14 @@ def memo_table() -> dict[Any, Any]:
     return table
 
 
+def _unbind() -> None:
+    """The default cache was replaced: drop every memo and handler binding made for the old."""
+    for table in _memos:
+        table.clear()
+    for binding in list(_bindings):
+        binding.hit = None
+
+
 def remember(table: dict[Any, Any], key: Any, value: Any) -> None:
     if len(table) >= MEMO_LIMIT:
         table.clear()
@@ -379,15 +397,19 @@ def freeze(value: Any) -> Any:
     return tuple(value) if type(value) is list else value
 
 
-def resolve(table: dict[Any, Spec], memo_key: Any, build: Callable[[], Spec]) -> Plan:
-    """The plan for a call: its spec from ``table`` by ``memo_key``, else ``build()`` (which
-    validates and may raise), bound to the default cache."""
+def resolve(table: dict[Any, Spec], memo_key: Any, build: Callable[..., Spec], *args: Any) -> Plan:
+    """The plan for a call: its spec from ``table`` by ``memo_key``, else ``build(*args)``
+    (which validates and may raise), bound to the default cache.
+
+    ``build`` takes its arguments here rather than as a closure: a closure in the caller
+    would turn the caller's arguments into cells, allocated on every call, hits included.
+    """
     try:
         spec = table.get(memo_key)
     except TypeError:  # an unhashable argument: validate every time
-        return plan_for(build())
+        return plan_for(build(*args))
     if spec is None:
-        spec = build()
+        spec = build(*args)
         remember(table, memo_key, spec)
     return plan_for(spec)
 
@@ -449,6 +471,20 @@ def load(plan: Plan) -> Any:
 # -- the handler decorator ------------------------------------------------------------------------
 
 
+class _Binding:
+    """A decorated handler's hit tuple for the current default cache (None: bind on next call):
+    (key, age, cache, the memory dict's get, clock, context attribute, file, plan)."""
+
+    __slots__ = ("__weakref__", "hit")
+
+    def __init__(self) -> None:
+        self.hit: tuple[Any, ...] | None = None
+
+
+# Every live binding, so that replacing the default cache can unbind them (see _unbind).
+_bindings: weakref.WeakSet[_Binding] = weakref.WeakSet()
+
+
 def handler_decorator(make_spec: Callable[[], Spec]) -> Callable[[F], F]:
     """A decorator for ``handler(event, context)`` setting ``context.<entry name>``.
 
@@ -458,47 +494,58 @@ def handler_decorator(make_spec: Callable[[], Spec]) -> Callable[[F], F]:
     """
 
     def decorator(func: F) -> F:
-        plan: Plan | None = None
+        binding = _Binding()
+        _bindings.add(binding)
+        current = _flight.handler_context
 
+        def bind() -> tuple[Any, ...]:
+            plan = plan_for(make_spec())
+            hit = binding.hit = (*plan[:5], plan[6].attr, plan[7], plan)
+            if plan[2] is not _config._current:  # replaced meanwhile (see remember_hit)
+                binding.hit = None
+            return hit
+
+        # The hit path is inlined on purpose; it must stay in step with TieredCache._fresh.
         @functools.wraps(func)
         def wrapper(event: Any, context: Any) -> Any:
-            nonlocal plan
-            previous = _flight.remaining_ms
-            remaining = getattr(context, "get_remaining_time_in_millis", None)
-            if remaining is not None:
-                _flight.remaining_ms = remaining
+            key, age, cache, mem_get, clock, attr, file, plan = binding.hit or bind()
+            previous = current[0]
+            current[0] = context  # the deadline, read only if a wait happens
             try:
-                p = plan
-                if p is None or p[2] is not _config._default:
-                    p = plan = plan_for(make_spec())
-                key, age, cache, mem_get, clock, _, spec, file, _ = p
-                if context is None:
-                    raise TypeError(_no_context(func, spec.attr, context))
                 entry = mem_get(key)
                 if entry is not None:
                     now = clock()
+                    stored_at = entry.stored_at
                     if (
-                        entry.stored_at <= now < entry.expires_at
-                        and now - entry.stored_at < age
+                        stored_at <= now
+                        and now < entry.expires_at
+                        and now - stored_at < age
                         and (not file or os.path.exists(entry.value))
                     ):
                         cache.memory_hits += 1
                         value = entry.value
                     else:
-                        value = load(p)
+                        value = _load_for(plan, func, context)
                 else:
-                    value = load(p)
+                    value = _load_for(plan, func, context)
                 try:
-                    setattr(context, spec.attr, value)
+                    setattr(context, attr, value)
                 except (AttributeError, TypeError) as exc:
-                    raise TypeError(_no_context(func, spec.attr, context)) from exc
+                    raise TypeError(_no_context(func, attr, context)) from exc
                 return func(event, context)
             finally:
-                _flight.remaining_ms = previous
+                current[0] = previous
 
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def _load_for(plan: Plan, func: Callable[..., Any], context: Any) -> Any:
+    """A handler's miss: refuse a ``None`` context before calling the origin."""
+    if context is None:
+        raise TypeError(_no_context(func, plan[6].attr, context))
+    return load(plan)
 
 
 def _no_context(func: Callable[..., Any], attr: str, context: Any) -> str:
@@ -541,12 +588,12 @@ def register_snapstart() -> bool:
 
 
 register_snapstart()
+_config.on_replace.append(_unbind)
 
 
 def _reset() -> None:
-    """Forget clients, memoized specs and remembered misses (tests)."""
+    """Forget clients, memoized specs, handler bindings and remembered misses (tests)."""
     with _clients_lock:
         _clients.clear()
-    for table in _memos:
-        table.clear()
+    _unbind()
     _missing.clear()

@@ -37,7 +37,11 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
 _TRUE = {"1", "true", "yes", "on"}
 
 _lock = threading.Lock()
-_default: TieredCache | None = None
+#: The default cache, or None until first use. Replace it only through :func:`_set_default`:
+#: the AWS helpers bind their hit paths to it and are told through ``on_replace``.
+_current: TieredCache | None = None
+#: Called (with no arguments, under the lock) whenever the default cache is replaced.
+on_replace: list[Callable[[], None]] = []
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -107,18 +111,26 @@ def _prefixed(exc: BaseException) -> str:
 
 def default_cache() -> TieredCache:
     """The process-wide cache used by ``tiered.cache`` and the AWS helpers. Thread-safe."""
-    global _default
-    cache = _default
+    global _current
+    cache = _current
     if cache is None:
         with _lock:
-            if _default is None:
-                _default = _make(settings_from_env())
-            cache = _default
+            if _current is None:
+                _current = _make(settings_from_env())
+            cache = _current
     return cache
+
+
+def _set_default(cache: TieredCache | None) -> None:
+    """Make ``cache`` the default cache (tests, benchmarks); None: make it again from the
+    environment on next use. What was bound to the old default is dropped."""
+    global _current
+    with _lock:
+        _current = cache
+        for hook in on_replace:
+            hook()
 
 
 def _reset_default_cache() -> None:
     """Forget the default cache (tests, or after changing the environment)."""
-    global _default
-    with _lock:
-        _default = None
+    _set_default(None)

@@ -17,7 +17,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Final
 
 try:
@@ -35,11 +35,12 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "tiered_cache_deadline", default=None
 )
 
-#: Set by the Lambda handler wrappers (``tiered_cache._aws``) for the length of a handler call
-#: and read only when a wait needs it: milliseconds left before the invocation's deadline, as
-#: ``LambdaContext.get_remaining_time_in_millis`` returns. Process-wide, so threads the handler
+#: ``handler_context[0]`` is the Lambda context of the handler call in progress, set by the
+#: handler wrappers (``tiered_cache._aws``) and restored when the call returns (a list, so the
+#: hit path stores it without a module attribute write). Read only when a wait needs the
+#: deadline: ``context.get_remaining_time_in_millis()``. Process-wide, so threads the handler
 #: starts see it too; a :func:`deadline_scope` overrides it.
-remaining_ms: Callable[[], float] | None = None
+handler_context: list[Any] = [None]
 
 
 @contextlib.contextmanager
@@ -56,7 +57,7 @@ def bounded_wait(timeout: float) -> float:
     """``timeout``, shortened to fit before the current deadline (never below zero)."""
     deadline = _deadline.get()
     if deadline is None:
-        remaining = remaining_ms
+        remaining = getattr(handler_context[0], "get_remaining_time_in_millis", None)
         if remaining is None:
             return timeout
         try:

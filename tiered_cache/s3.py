@@ -49,7 +49,7 @@ import os
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
-from . import _aws, _config
+from . import _aws
 from ._core import NOT_MODIFIED
 from .exceptions import ArgumentTypeNotSupportedError, InvalidS3UriError, SourceError
 
@@ -83,15 +83,15 @@ def get_entry(
         hit = None
     if hit is not None and not options and check_before_download is True:
         key, age, cache, mem_get, clock, age_arg = hit
-        if cache is _config._default and (
-            age_arg is max_age_in_seconds or age_arg == max_age_in_seconds
-        ):
+        if age_arg is max_age_in_seconds or age_arg == max_age_in_seconds:
             entry = mem_get(key)
             if entry is not None:
                 now = clock()
+                stored_at = entry.stored_at
                 if (
-                    entry.stored_at <= now < entry.expires_at
-                    and now - entry.stored_at < age
+                    stored_at <= now
+                    and now < entry.expires_at
+                    and now - stored_at < age
                     and os.path.exists(entry.value)
                 ):
                     cache.memory_hits += 1
@@ -106,12 +106,16 @@ def get_entry(
     plan = _aws.resolve(
         _specs,
         memo_key,
-        lambda: _spec(
-            s3Uri, max_age_in_seconds, entry_name, check_before_download, options, "s3.get_entry"
-        ),
+        _spec,
+        s3Uri,
+        max_age_in_seconds,
+        entry_name,
+        check_before_download,
+        options,
+        "s3.get_entry",
     )
     if type(s3Uri) is str and not options and check_before_download is True:
-        _aws.remember(_fast, s3Uri, _aws.hit_of(plan))
+        _aws.remember_hit(_fast, s3Uri, plan)
     return _aws.value_of(plan)  # type: ignore[no-any-return]
 
 
@@ -142,9 +146,7 @@ def get_bytes(
     """The object at ``s3Uri`` as ``bytes``, cached as a value (for small objects: it is read
     whole into memory; use :func:`get_entry` for large ones)."""
     memo_key = (s3Uri, max_age_in_seconds, tuple(sorted(options.items())))
-    plan = _aws.resolve(
-        _bytes_specs, memo_key, lambda: _bytes_spec(s3Uri, max_age_in_seconds, options)
-    )
+    plan = _aws.resolve(_bytes_specs, memo_key, _bytes_spec, s3Uri, max_age_in_seconds, options)
     return _aws.value_of(plan)  # type: ignore[no-any-return]
 
 

@@ -44,7 +44,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from . import _aws, _config
+from . import _aws
 from .exceptions import ArgumentTypeNotSupportedError
 
 if TYPE_CHECKING:
@@ -84,23 +84,27 @@ def get_entry(
         hit = None
     if hit is not None and not options:
         key, age, cache, mem_get, clock, age_arg = hit
-        if cache is _config._default and (
-            age_arg is max_age_in_seconds or age_arg == max_age_in_seconds
-        ):
+        if age_arg is max_age_in_seconds or age_arg == max_age_in_seconds:
             entry = mem_get(key)
             if entry is not None:
                 now = clock()
-                if entry.stored_at <= now < entry.expires_at and now - entry.stored_at < age:
+                stored_at = entry.stored_at
+                if stored_at <= now and now < entry.expires_at and now - stored_at < age:
                     cache.memory_hits += 1
                     return entry.value
     memo_key = (name, max_age_in_seconds, entry_name, tuple(sorted(options.items())))
     plan = _aws.resolve(
         _specs,
         memo_key,
-        lambda: _spec(name, max_age_in_seconds, entry_name, options, "secrets_manager.get_entry"),
+        _spec,
+        name,
+        max_age_in_seconds,
+        entry_name,
+        options,
+        "secrets_manager.get_entry",
     )
     if type(name) is str and not options:
-        _aws.remember(_fast, name, _aws.hit_of(plan))
+        _aws.remember_hit(_fast, name, plan)
     return _aws.value_of(plan)
 
 

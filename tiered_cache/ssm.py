@@ -54,7 +54,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from . import _aws, _config
+from . import _aws
 from ._core import MemoryOnly, Unshared
 from .exceptions import ArgumentTypeNotSupportedError, NotFoundError
 
@@ -101,23 +101,27 @@ def get_entry(
         hit = None
     if hit is not None and not options:
         key, age, cache, mem_get, clock, age_arg = hit
-        if cache is _config._default and (
-            age_arg is max_age_in_seconds or age_arg == max_age_in_seconds
-        ):
+        if age_arg is max_age_in_seconds or age_arg == max_age_in_seconds:
             entry = mem_get(key)
             if entry is not None:
                 now = clock()
-                if entry.stored_at <= now < entry.expires_at and now - entry.stored_at < age:
+                stored_at = entry.stored_at
+                if stored_at <= now and now < entry.expires_at and now - stored_at < age:
                     cache.memory_hits += 1
                     return entry.value
     memo_key = (_aws.freeze(parameter), max_age_in_seconds, entry_name, _items(options))
     plan = _aws.resolve(
         _specs,
         memo_key,
-        lambda: _spec(parameter, max_age_in_seconds, entry_name, options, "ssm.get_entry"),
+        _spec,
+        parameter,
+        max_age_in_seconds,
+        entry_name,
+        options,
+        "ssm.get_entry",
     )
     if type(parameter) is str and not options:
-        _aws.remember(_fast, parameter, _aws.hit_of(plan))
+        _aws.remember_hit(_fast, parameter, plan)
     return _aws.value_of(plan)
 
 
@@ -153,7 +157,11 @@ def get_parameters_by_path(
     plan = _aws.resolve(
         _path_specs,
         memo_key,
-        lambda: _path_spec(path, recursive, max_age_in_seconds, options),
+        _path_spec,
+        path,
+        recursive,
+        max_age_in_seconds,
+        options,
     )
     return _aws.value_of(plan)  # type: ignore[no-any-return]
 

@@ -33,10 +33,10 @@ def calls() -> Calls:
 
 
 @pytest.fixture
-def default(make_cache: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+def default(make_cache: Callable[..., Any]) -> Any:
     """The default cache the helpers use: a private directory, a fake clock, no jitter."""
     cache = make_cache()
-    monkeypatch.setattr(_config, "_default", cache)
+    _config._set_default(cache)
     return cache
 
 

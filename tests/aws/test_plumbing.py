@@ -70,16 +70,23 @@ def test_handler_expiry_and_refetch(
     assert calls.count("GetParameter") == 2
 
 
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 @pytest.mark.parametrize("context", [None, {}, "ctx", 5])
 def test_a_context_that_cannot_hold_attributes_is_a_clear_type_error(
-    default: Any, origin: None, context: Any
+    default: Any, origin: None, calls: Calls, context: Any, warm: bool
 ) -> None:
     @ssm.cache(parameter="/prod/app/var")
     def handler(event: Any, context: Any) -> Any:
         return "ran"
 
+    if warm:
+        assert handler({}, Context()) == "ran"
+    before = calls.count()
     with pytest.raises(TypeError, match="handler\\(event, context\\)"):
         handler({}, context)
+    if context is None:
+        assert calls.count() == before  # refused before the origin is asked
+    assert _flight.handler_context == [None]
 
 
 def test_argument_errors_are_raised_at_call_time_not_at_decoration(
@@ -138,7 +145,7 @@ def test_lock_waits_inside_the_handler_end_before_the_lambda_deadline(
     assert handler({}, LambdaContext(4_000)) == "done"
     assert 2.5 < seen[0] <= 3.0  # 4 s left, 1 s kept back as a margin
     assert seen[1] == 0.0
-    assert _flight.remaining_ms is None  # restored when the handler returns
+    assert _flight.handler_context == [None]  # restored when the handler returns
     assert _flight.bounded_wait(30.0) == 30.0
 
 
@@ -163,21 +170,52 @@ def test_the_deadline_is_restored_when_the_handler_raises(default: Any, origin: 
 
     with pytest.raises(KeyError):
         handler({}, LambdaContext(10_000))
-    assert _flight.remaining_ms is None
+    assert _flight.handler_context == [None]
 
 
 def test_the_handler_follows_a_new_default_cache(
-    default: Any, origin: None, calls: Calls, make_cache: Any, monkeypatch: pytest.MonkeyPatch
+    default: Any, origin: None, calls: Calls, make_cache: Any
 ) -> None:
     @ssm.cache(parameter="/prod/app/var")
     def handler(event: Any, context: Any) -> Any:
         return context.var
 
     handler({}, Context())
-    monkeypatch.setattr(_config, "_default", make_cache(disk=False))
+    _config._set_default(make_cache(disk=False))
     handler({}, Context())
     handler({}, Context())
     assert calls.count() == 2
+
+
+def test_a_hit_bound_to_a_replaced_default_cache_is_not_kept(
+    default: Any, origin: None, make_cache: Any
+) -> None:
+    spec = ssm._spec("/prod/app/var", None, False, {}, "test")
+    old = _aws.plan_for(spec)
+    _config._set_default(make_cache())  # replaced between binding and remembering
+    table: dict[Any, Any] = {}
+    _aws.remember_hit(table, "/prod/app/var", old)
+    assert table == {}
+    _aws.remember_hit(table, "/prod/app/var", _aws.plan_for(spec))
+    assert table["/prod/app/var"][2] is _config.default_cache()
+
+
+def test_replacing_the_default_cache_drops_every_hit_binding(
+    default: Any, origin: None, make_cache: Any
+) -> None:
+    @ssm.cache(parameter="/prod/app/var")
+    def handler(event: Any, context: Any) -> Any:
+        return context.var
+
+    handler({}, Context())
+    ssm.get_entry("/prod/app/var")
+    secrets_manager.get_entry("prod/db")
+    bound = [binding for binding in _aws._bindings if binding.hit is not None]
+    assert len(bound) == 1
+    assert len(ssm._fast) == len(secrets_manager._fast) == 1
+    _config._set_default(make_cache())
+    assert bound[0].hit is None
+    assert len(ssm._fast) == len(secrets_manager._fast) == 0
 
 
 def test_clients_are_made_once_with_standard_retries(

@@ -187,13 +187,11 @@ def test_stale_if_error_serves_the_old_file(
         s3.get_entry(URI)
 
 
-def test_object_larger_than_the_disk_budget(
-    make_cache: Any, monkeypatch: pytest.MonkeyPatch, s3_client: Any
-) -> None:
+def test_object_larger_than_the_disk_budget(make_cache: Any, s3_client: Any) -> None:
     from tiered_cache import _config
 
     cache = make_cache(disk_bytes=4 * 2**20)
-    monkeypatch.setattr(_config, "_default", cache)
+    _config._set_default(cache)
     s3_client.put_object(Bucket="bucket", Key="big.bin", Body=b"x" * (5 * 2**20))
     with pytest.raises(TieredCacheError, match="TIERED_CACHE_DISK_BYTES"):
         s3.get_entry("s3://bucket/big.bin")

@@ -83,7 +83,6 @@ def test_secrets_never_touch_the_disk(
     ssm_client: Any,
     calls: Calls,
     make_cache: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ssm_client.put_parameter(Name="/plain/p", Value="plain-value-on-disk", Type="String")
     ssm.get_entry("/plain/p")  # something that does go to disk, to prove the grep finds it
@@ -102,16 +101,16 @@ def test_secrets_never_touch_the_disk(
     assert b"plain-value-on-disk" in everything
     for secret in (SECRET.encode(), b"secret-bytes", b'"user"'):
         assert secret not in everything
-    monkeypatch.setattr(_config, "_default", make_cache())
+    _config._set_default(make_cache())
     secrets_manager.get_entry(name="prod/db")
     assert calls.count("GetSecretValue") == 4  # nothing to share through /tmp
 
 
 def test_persist_true_opts_in_to_disk(
-    default: Any, secrets: Any, calls: Calls, make_cache: Any, monkeypatch: pytest.MonkeyPatch
+    default: Any, secrets: Any, calls: Calls, make_cache: Any
 ) -> None:
     secrets_manager.get_entry(name="prod/db", persist=True)
-    monkeypatch.setattr(_config, "_default", make_cache())
+    _config._set_default(make_cache())
     assert secrets_manager.get_entry(name="prod/db", persist=True) == SECRET
     assert calls.count() == 1
 

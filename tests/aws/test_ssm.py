@@ -317,7 +317,7 @@ def test_injected_client_and_session(default: Any, calls: Calls) -> None:
 
 
 def test_string_values_persist_and_securestrings_stay_in_memory(
-    default: Any, params: Any, calls: Calls, make_cache: Any, monkeypatch: pytest.MonkeyPatch
+    default: Any, params: Any, calls: Calls, make_cache: Any
 ) -> None:
     assert ssm.get_entry("/app/var") == "v1"
     assert ssm.get_entry("/app/secret") == "s3cr3t-ssm-value"
@@ -325,7 +325,7 @@ def test_string_values_persist_and_securestrings_stay_in_memory(
     assert b"s3cr3t-ssm-value" not in bytes_under(default.directory)
     # a new process on the same /tmp: the String comes from disk, the secret from SSM
     fresh = make_cache()
-    monkeypatch.setattr(_config, "_default", fresh)
+    _config._set_default(fresh)
     assert ssm.get_entry("/app/var") == "v1"
     assert calls.count() == 3
     assert ssm.get_entry("/app/secret") == "s3cr3t-ssm-value"
@@ -333,19 +333,19 @@ def test_string_values_persist_and_securestrings_stay_in_memory(
 
 
 def test_persist_true_puts_a_securestring_on_disk(
-    default: Any, params: Any, calls: Calls, make_cache: Any, monkeypatch: pytest.MonkeyPatch
+    default: Any, params: Any, calls: Calls, make_cache: Any
 ) -> None:
     ssm.get_entry("/app/secret", persist=True)
-    monkeypatch.setattr(_config, "_default", make_cache())
+    _config._set_default(make_cache())
     assert ssm.get_entry("/app/secret", persist=True) == "s3cr3t-ssm-value"
     assert calls.count() == 1
 
 
 def test_persist_false_keeps_a_string_off_disk(
-    default: Any, params: Any, calls: Calls, make_cache: Any, monkeypatch: pytest.MonkeyPatch
+    default: Any, params: Any, calls: Calls, make_cache: Any
 ) -> None:
     ssm.get_entry("/app/var", persist=False)
-    monkeypatch.setattr(_config, "_default", make_cache())
+    _config._set_default(make_cache())
     ssm.get_entry("/app/var", persist=False)
     assert calls.count() == 2
 
@@ -391,19 +391,19 @@ def test_duplicate_names_in_a_list_are_fetched_once(
 
 
 def test_a_new_default_cache_is_picked_up(
-    default: Any, params: Any, calls: Calls, make_cache: Any, monkeypatch: pytest.MonkeyPatch
+    default: Any, params: Any, calls: Calls, make_cache: Any
 ) -> None:
     ssm.get_entry("/app/var")
     other = make_cache(disk=False)
-    monkeypatch.setattr(_config, "_default", other)
+    _config._set_default(other)
     ssm.get_entry("/app/var")
     assert calls.count() == 2
     assert other.stats()["loads"] == 1
 
 
 def test_works_with_the_environment_default_cache(params: Any, calls: Calls) -> None:
-    assert _config._default is None
+    assert _config._current is None
     assert ssm.get_entry("/app/var") == "v1"
-    assert isinstance(_config._default, TieredCache)
+    assert isinstance(_config._current, TieredCache)
     assert ssm.get_entry("/app/var") == "v1"
     assert calls.count() == 1

@@ -278,7 +278,7 @@ def _s3_object(directory: str) -> tuple[Any, Any, bytes]:
     client = boto3.client("s3")
     client.create_bucket(Bucket="bucket")
     client.put_object(Bucket="bucket", Key="model.bin", Body=body)
-    _config._default = tiered.TieredCache(directory=directory, ttl=600)
+    _config._set_default(tiered.TieredCache(directory=directory, ttl=600))
     return mock, boto3, body
 
 

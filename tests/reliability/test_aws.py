@@ -79,9 +79,9 @@ def origin(
 
 
 @pytest.fixture
-def default(make_cache: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+def default(make_cache: Callable[..., Any]) -> Any:
     cache = make_cache()
-    monkeypatch.setattr(_config, "_default", cache)
+    _config._set_default(cache)
     return cache
 
 
@@ -184,11 +184,11 @@ def in_threads(count: int, call: Callable[[], Any]) -> list[Any]:
 
 
 def test_rotated_secret_refreshed_from_20_threads_is_one_origin_call(
-    origin: Origin, make_cache: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, runs: Runs
+    origin: Origin, make_cache: Callable[..., Any], runs: Runs
 ) -> None:
     # A real clock: concurrent refreshes coalesce on "the entry changed while I waited",
     # which a fake clock that never moves cannot show (every load has the same stamps).
-    monkeypatch.setattr(_config, "_default", make_cache(clock=time.time))
+    _config._set_default(make_cache(clock=time.time))
     client = boto3.client("secretsmanager")
     client.create_secret(Name="prod/db", SecretString="password-1")
     assert secrets_manager.get_entry(name="prod/db") == "password-1"

@@ -21,13 +21,12 @@ def shared_default(
     moto_aws: None,
     make_cache: Callable[..., Any],
     make_tier: Callable[..., SharedTier],
-    monkeypatch: pytest.MonkeyPatch,
     rclient: Any,
     unique_prefix: str,
 ) -> Callable[[], list[bytes]]:
     """The helpers' default cache with a shared tier; returns a reader of its Redis values."""
     cache = make_cache(shared=make_tier(prefix=unique_prefix))
-    monkeypatch.setattr(_config, "_default", cache)
+    _config._set_default(cache)
     boto3.client("ssm").put_parameter(Name="/app/token", Value=SECRET, Type="SecureString")
     boto3.client("ssm").put_parameter(Name="/app/plain", Value="plain-value", Type="String")
     boto3.client("secretsmanager").create_secret(Name="prod/db", SecretString=SECRET)
