@@ -65,6 +65,21 @@ def _bare_handler(event: Any, context: Any) -> Any:
     return context.param
 
 
+def _timed_like_lambda_cache(
+    p: Peer, ssm: Any, secrets_manager: Any, param: str, secret: str, age: float
+) -> None:
+    """The handler and timed statements of a lambda-cache-style API (lambda-cache itself and
+    tiered-cache's helpers): the same code with one import changed, timed alike."""
+    p.handler = ssm.cache(parameter=param, max_age_in_seconds=age, entry_name="param")(
+        _bare_handler
+    )
+    p.ns = {"ssm": ssm, "secrets_manager": secrets_manager, "P": param, "S": secret, "A": age}
+    p.stmts = {
+        "ssm.get_entry": "ssm.get_entry(parameter=P, max_age_in_seconds=A)",
+        "secrets_manager.get_entry": "secrets_manager.get_entry(name=S, max_age_in_seconds=A)",
+    }
+
+
 class _Clients:
     """boto3 clients made once, lazily (the good practice every peer is compared with)."""
 
@@ -151,14 +166,7 @@ def build_lambda_cache(names: dict[str, str], ttl: float, directory: str, clock:
     p.big = lambda: s3.get_entry(
         s3Uri=names["big_uri"], max_age_in_seconds=age, entry_name=names["big_entry"]
     )
-    p.handler = ssm.cache(parameter=param, max_age_in_seconds=age, entry_name="param")(
-        _bare_handler
-    )
-    p.ns = {"ssm": ssm, "secrets_manager": secrets_manager, "P": param, "S": secret, "A": age}
-    p.stmts = {
-        "ssm.get_entry": "ssm.get_entry(parameter=P, max_age_in_seconds=A)",
-        "secrets_manager.get_entry": "secrets_manager.get_entry(name=S, max_age_in_seconds=A)",
-    }
+    _timed_like_lambda_cache(p, ssm, secrets_manager, param, secret, age)
     p.note = "S3 files at /tmp/<entry_name> (not configurable); a new boto3 client per miss"
     return p
 
@@ -282,14 +290,7 @@ def build_tiered_aws(names: dict[str, str], ttl: float, directory: str, clock: A
     p.secret = lambda: secrets_manager.get_entry(name=secret, max_age_in_seconds=age)
     p.s3 = lambda: s3.get_entry(s3Uri=names["uri"], max_age_in_seconds=age)
     p.big = lambda: s3.get_entry(s3Uri=names["big_uri"], max_age_in_seconds=age)
-    p.handler = ssm.cache(parameter=param, max_age_in_seconds=age, entry_name="param")(
-        _bare_handler
-    )
-    p.ns = {"ssm": ssm, "secrets_manager": secrets_manager, "P": param, "S": secret, "A": age}
-    p.stmts = {
-        "ssm.get_entry": "ssm.get_entry(parameter=P, max_age_in_seconds=A)",
-        "secrets_manager.get_entry": "secrets_manager.get_entry(name=S, max_age_in_seconds=A)",
-    }
+    _timed_like_lambda_cache(p, ssm, secrets_manager, param, secret, age)
     p.note = "secrets memory-only by default; S3 revalidated with If-None-Match"
     return p
 

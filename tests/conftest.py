@@ -105,6 +105,14 @@ def _isolated_default_cache(
     _config._reset_default_cache()
 
 
+@pytest.fixture
+def default(make_cache: Callable[..., Any]) -> Any:
+    """The default cache the helpers use: a private directory, a fake clock, no jitter."""
+    cache = make_cache()
+    _config._set_default(cache)
+    return cache
+
+
 def run_python(
     code: str,
     *args: str,

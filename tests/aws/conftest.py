@@ -9,14 +9,11 @@ patched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 from _awshelp import Calls
-
-from tiered_cache import _config
 
 
 @pytest.fixture(autouse=True)
@@ -30,14 +27,6 @@ def calls() -> Calls:
     counter = Calls()
     counter.register(boto3._get_default_session().events)
     return counter
-
-
-@pytest.fixture
-def default(make_cache: Callable[..., Any]) -> Any:
-    """The default cache the helpers use: a private directory, a fake clock, no jitter."""
-    cache = make_cache()
-    _config._set_default(cache)
-    return cache
 
 
 @pytest.fixture

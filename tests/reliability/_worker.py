@@ -16,6 +16,7 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 import tiered_cache as tiered
@@ -176,18 +177,10 @@ def mixed(directory: str, worker: str, count: str, seed: str) -> None:
     )
 
 
-def flight(directory: str, log_path: str, threads: str, delay: str) -> None:
-    """``threads`` threads ask for one missing key at once; the loader logs each call."""
-    cache = tiered.TieredCache(directory=directory, lock_timeout=30, ttl=600)
-    cache._disk._db()  # open the store before the start line, as a warm process would
-    barrier = threading.Barrier(int(threads))
+def _race(cache: Any, loader: Callable[[], Any], threads: int) -> list[Any]:
+    """Say ready, wait for the start line, then ``threads`` threads ask for one key at once."""
+    barrier = threading.Barrier(threads)
     results: list[Any] = []
-
-    def loader() -> Any:
-        with open(log_path, "a") as log:
-            log.write(f"{os.getpid()}\n")
-        time.sleep(float(delay))
-        return {"by": os.getpid()}
 
     def run() -> None:
         barrier.wait()
@@ -195,20 +188,32 @@ def flight(directory: str, log_path: str, threads: str, delay: str) -> None:
 
     say(ready=True)
     sys.stdin.readline()
-    workers = [threading.Thread(target=run) for _ in range(int(threads))]
+    workers = [threading.Thread(target=run) for _ in range(threads)]
     for t in workers:
         t.start()
     for t in workers:
         t.join()
-    say(results=results, loads=cache.loads)
+    return results
+
+
+def flight(directory: str, log_path: str, threads: str, delay: str) -> None:
+    """``threads`` threads ask for one missing key at once; the loader logs each call."""
+    cache = tiered.TieredCache(directory=directory, lock_timeout=30, ttl=600)
+    cache._disk._db()  # open the store before the start line, as a warm process would
+
+    def loader() -> Any:
+        with open(log_path, "a") as log:
+            log.write(f"{os.getpid()}\n")
+        time.sleep(float(delay))
+        return {"by": os.getpid()}
+
+    say(results=_race(cache, loader, int(threads)), loads=cache.loads)
 
 
 def flight_kill(directory: str, log_path: str, marker: str, threads: str) -> None:
     """Like ``flight``, but the first loader anywhere hangs (until its process is killed)."""
     cache = tiered.TieredCache(directory=directory, lock_timeout=30, ttl=600)
     cache._disk._db()
-    barrier = threading.Barrier(int(threads))
-    results: list[Any] = []
 
     def loader() -> Any:
         try:
@@ -223,18 +228,7 @@ def flight_kill(directory: str, log_path: str, marker: str, threads: str) -> Non
         time.sleep(3600)  # hangs here until the test kills this process
         raise AssertionError("not killed")
 
-    def run() -> None:
-        barrier.wait()
-        results.append(cache.get_or_load("shared", loader))
-
-    say(ready=True)
-    sys.stdin.readline()
-    workers = [threading.Thread(target=run) for _ in range(int(threads))]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    say(results=results)
+    say(results=_race(cache, loader, int(threads)))
 
 
 def hold_lock(directory: str, key: str) -> None:

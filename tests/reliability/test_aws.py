@@ -78,13 +78,6 @@ def origin(
     return fake
 
 
-@pytest.fixture
-def default(make_cache: Callable[..., Any]) -> Any:
-    cache = make_cache()
-    _config._set_default(cache)
-    return cache
-
-
 # -- item 8: throttling ------------------------------------------------------------------------
 
 
