@@ -12,7 +12,7 @@ from . import exceptions
 
 if TYPE_CHECKING:
     from . import s3, secrets_manager, ssm
-    from ._config import default_cache
+    from ._config import default_cache, set_default_cache, use_cache
     from ._core import TieredCache
     from ._decorator import CachedFunction, cache
     from ._shared import SharedTier
@@ -27,7 +27,9 @@ __all__ = [
     "exceptions",
     "s3",
     "secrets_manager",
+    "set_default_cache",
     "ssm",
+    "use_cache",
 ]
 
 _LAZY = {
@@ -36,6 +38,8 @@ _LAZY = {
     "TieredCache": "._core",
     "cache": "._decorator",
     "default_cache": "._config",
+    "set_default_cache": "._config",
+    "use_cache": "._config",
 }
 _SUBMODULES = {"s3", "secrets_manager", "ssm"}
 

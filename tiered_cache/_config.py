@@ -7,9 +7,11 @@ cache runs memory-only: a cold start never aborts over the cache.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._log import log
@@ -17,7 +19,13 @@ from ._log import log
 if TYPE_CHECKING:
     from ._core import TieredCache
 
-__all__ = ["default_cache", "settings_from_env"]
+__all__ = [
+    "default_cache",
+    "follow_default",
+    "set_default_cache",
+    "settings_from_env",
+    "use_cache",
+]
 
 
 # name -> (TieredCache argument, parser)
@@ -38,10 +46,13 @@ _TRUE = {"1", "true", "yes", "on"}
 
 _lock = threading.Lock()
 #: The default cache, or None until first use. Replace it only through :func:`_set_default`:
-#: the AWS helpers bind their hit paths to it and are told through ``on_replace``.
+#: the AWS helpers and ``@tiered.cache`` bind their hit paths to it and are told on replace.
 _current: TieredCache | None = None
 #: Called (with no arguments, under the lock) whenever the default cache is replaced.
 on_replace: list[Callable[[], None]] = []
+#: Generated hit paths (``_hit.make``) bound to the default cache: unbound when it is replaced,
+#: so their next call misses and binds them to the new one.
+_followers: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -121,14 +132,53 @@ def default_cache() -> TieredCache:
     return cache
 
 
-def _set_default(cache: TieredCache | None) -> None:
-    """Make ``cache`` the default cache (tests, benchmarks); None: make it again from the
-    environment on next use. What was bound to the old default is dropped."""
+def follow_default(function: Callable[..., Any]) -> None:
+    """Unbind ``function`` (made by ``_hit.make``) whenever the default cache is replaced."""
+    _followers.add(function)
+
+
+def _set_default(cache: TieredCache | None) -> TieredCache | None:
+    """Make ``cache`` the default cache; None: make it again from the environment on next
+    use. What was bound to the old default is dropped. Returns the previous default."""
+    from . import _hit
+
     global _current
     with _lock:
-        _current = cache
+        previous, _current = _current, cache
+        for function in list(_followers):
+            _hit.rebind(function, **_hit.unbound())
         for hook in on_replace:
             hook()
+    return previous
+
+
+def set_default_cache(cache: TieredCache) -> TieredCache | None:
+    """Make ``cache`` the process-wide default; returns the previous one (None if none was
+    made yet).
+
+    It reaches the AWS helpers and every ``@tiered.cache`` function, decorated before or after
+    this call. Thread-safe; a call in flight on another thread finishes with the cache it
+    started with.
+    """
+    from ._core import TieredCache
+
+    if not isinstance(cache, TieredCache):
+        raise TypeError(
+            f"tiered-cache: set_default_cache takes a TieredCache, not {type(cache).__name__}"
+        )
+    return _set_default(cache)
+
+
+@contextlib.contextmanager
+def use_cache(cache: TieredCache) -> Iterator[TieredCache]:
+    """``with tiered.use_cache(cache):``: ``cache`` is the default inside the block, and the
+    previous default is restored on exit (the seam for tests: ``TieredCache(clock=fake)``
+    makes expiry testable without sleeping)."""
+    previous = set_default_cache(cache)
+    try:
+        yield cache
+    finally:
+        _set_default(previous)
 
 
 def _reset_default_cache() -> None:

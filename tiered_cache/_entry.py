@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from . import _serial
 
-__all__ = ["MISSING", "Entry", "Missing", "decode", "encode"]
+__all__ = ["MISSING", "Entry", "Guard", "Missing", "decode", "encode", "tombstone"]
 
 
 class Missing(enum.Enum):
@@ -33,6 +33,7 @@ MISSING: Final = Missing.MISSING
 
 FLAG_PICKLE: Final = 1  # payload was written by the pickle serializer
 FLAG_FILE: Final = 2  # value is the name of a file in the disk tier's objects directory
+FLAG_TOMBSTONE: Final = 4  # a deletion: no value, never fresh, newer than what it replaced
 
 _MAGIC: Final = b"TC\x01"
 _HEAD = struct.Struct("!3sBdddI")
@@ -43,10 +44,22 @@ class Entry:
     """A cached value and the times that govern it (wall-clock seconds since the epoch).
 
     ``version`` is an origin validator such as an S3 ETag. ``size`` is the value's
-    approximate size in bytes, used by the memory tier's byte bound.
+    approximate size in bytes, used by the memory tier's byte bound. ``hits`` counts memory
+    hits (the one hit rule in ``_hit`` adds to it) and ``seen`` is what the memory tier's
+    eviction last saw of it (an entry hit since then gets a second chance).
     """
 
-    __slots__ = ("expires_at", "flags", "size", "stale_until", "stored_at", "value", "version")
+    __slots__ = (
+        "expires_at",
+        "flags",
+        "hits",
+        "seen",
+        "size",
+        "stale_until",
+        "stored_at",
+        "value",
+        "version",
+    )
 
     def __init__(
         self,
@@ -65,6 +78,17 @@ class Entry:
         self.version = version
         self.size = size
         self.flags = flags
+        self.hits = 0
+        self.seen = 0
+
+    @property
+    def identity(self) -> tuple[float, float, str | None]:
+        """What tells this stored entry from any other write of the key, in any process."""
+        return (self.stored_at, self.expires_at, self.version)
+
+    @property
+    def is_tombstone(self) -> bool:
+        return bool(self.flags & FLAG_TOMBSTONE)
 
     def replace_value(self, value: Any, flags: int) -> Entry:
         """A copy of this entry holding ``value`` instead (same times and version)."""
@@ -84,6 +108,44 @@ class Entry:
             f"expires_at={self.expires_at}, stale_until={self.stale_until}, "
             f"version={self.version!r})"
         )
+
+
+def tombstone(now: float) -> Entry:
+    """The entry a ``delete`` leaves at ``now``: no value, never fresh, never served stale.
+
+    It stays so that a load that started before the delete cannot store its value over it
+    (see :class:`Guard`).
+    """
+    return Entry(MISSING, now, now, now, None, 0, FLAG_TOMBSTONE)
+
+
+class Guard:
+    """The condition of a load's write: no write goes back in time.
+
+    A load's value is stamped ``stamp``, the time the load started, after it saw ``seen`` (the
+    identity of the entry it found, fresh or not, or None). Its write may replace the current
+    entry only if that entry is the one it saw, or is older than the load: an entry that a
+    ``set``, another load or a ``delete`` wrote after the load began stands, and the load
+    returns it instead. Each tier applies the guard atomically with its write (under the
+    memory tier's lock; in the disk tier's SQLite transaction).
+    """
+
+    __slots__ = ("seen", "stamp")
+
+    def __init__(self, stamp: float, seen: tuple[float, float, str | None] | None) -> None:
+        self.stamp = stamp
+        self.seen = seen
+
+    def allows(self, current: Entry | None) -> bool:
+        """May a write guarded by this replace ``current`` (None: the key holds nothing)?"""
+        return (
+            current is None
+            or current.stored_at < self.stamp
+            or (self.seen is not None and current.identity == self.seen)
+        )
+
+    def __repr__(self) -> str:
+        return f"Guard(stamp={self.stamp}, seen={self.seen})"
 
 
 def encode(key: str, entry: Entry, payload: bytes, flags: int) -> bytes:
@@ -135,6 +197,8 @@ def decode(key: str, data: bytes, serializer: str) -> Entry:
     payload = data[pos:]
     if zlib.crc32(payload) != crc:
         raise ValueError("checksum mismatch: the stored bytes are damaged")
+    if flags & FLAG_TOMBSTONE:
+        return Entry(MISSING, stored_at, expires_at, stale_until, version, 0, flags)
     if flags & FLAG_PICKLE and serializer != _serial.PICKLE:
         raise ValueError("pickled payload refused by the safe serializer")
     value = _serial.loads(payload, _serial.PICKLE if flags & FLAG_PICKLE else _serial.SAFE)
