@@ -369,10 +369,10 @@ def test_download_keeps_its_lock_until_it_left_tmp(make_cache: Any) -> None:
     disk = cache._disk
     commit = disk.commit_file
 
-    def sweep_then_commit(key: str, temp_path: str, entry: Any) -> Any:
+    def sweep_then_commit(key: str, temp_path: str, entry: Any, guard: Any = None) -> Any:
         disk._sweep(disk._db())  # what a concurrent process's sweep of tmp/ would do right now
         assert os.path.exists(temp_path), "a download still being committed was swept"
-        return commit(key, temp_path, entry)
+        return commit(key, temp_path, entry, guard)
 
     disk.commit_file = sweep_then_commit
 

@@ -29,10 +29,11 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from typing import IO, Any, Final
 
-from . import _serial
-from ._entry import FLAG_FILE, Entry, decode, encode
+from . import _flight, _serial
+from ._entry import FLAG_FILE, Entry, Guard, decode, encode
 from ._log import log
 from .exceptions import UnsafeCacheDirectoryError
 
@@ -153,6 +154,9 @@ def _tree_bytes(root: str) -> int:
 
 class DiskTier:
     """Envelopes on disk for every process of this machine; see the module docstring."""
+
+    name = "disk"
+    remote = False
 
     def __init__(
         self,
@@ -332,39 +336,135 @@ class DiskTier:
         return result
 
     def set(self, key: str, entry: Entry, payload: bytes, flags: int) -> bool:
-        """Store an envelope; False when it was not written (too large, tier down, locked)."""
+        """Store an envelope; False when it was not written (old name of :meth:`put`)."""
+        entry.flags = flags
+        written, _ = self._write(key, entry, payload, None)
+        return written
+
+    def put(
+        self,
+        key: str,
+        entry: Entry,
+        payload: bytes | None,
+        lifetime: float = 0.0,
+        guard: Guard | None = None,
+    ) -> Entry | None:
+        """Store ``entry`` (its flags say pickle, file or tombstone) with ``payload``.
+
+        With ``guard``, atomically (one SQLite transaction, across processes): write only if
+        ``guard.allows(current)``; otherwise return the standing entry (a file entry resolved to
+        its path). None when written, and when the write was skipped after a fault or refused
+        for size. ``lifetime`` is not used: rows leave by the budget, never by time.
+        """
+        _, standing = self._write(key, entry, payload or b"", guard)
+        return standing
+
+    def _write(
+        self, key: str, entry: Entry, payload: bytes, guard: Guard | None
+    ) -> tuple[bool, Entry | None]:
+        """(written, standing entry that a guard kept)."""
         if not self.available:
-            return False
+            return False, None
         dkey = disk_key(key)
-        data = encode(key, entry, payload, flags)
+        data = encode(key, entry, payload, entry.flags)
+        too_big = len(data) > self.budget
         try:
             cache = self._db()
-            if len(data) > self.budget:
-                cache.delete(dkey)
-                return False
-            old = cache.get(dkey) if flags & FLAG_FILE else None
-            cache.set(dkey, data)
-            self._remove_old_object(key, old, payload)
+            with cache.transact():
+                try:
+                    old = cache.get(dkey)
+                except _RefusedRowError:
+                    old = None
+                if guard is not None:
+                    current = self._decoded(key, old)
+                    if not guard.allows(current):
+                        old = None
+                        standing = current
+                    else:
+                        standing = None
+                else:
+                    standing = None
+                if standing is None:
+                    if too_big:
+                        cache.delete(dkey)
+                    else:
+                        cache.set(dkey, data)
+            if standing is not None:
+                return False, self._resolved(standing)
+            self._remove_old_object(key, old, payload if entry.flags & FLAG_FILE else None)
+            if too_big:
+                return False, None
             self._enforce_budget(cache)
-        except _RefusedRowError:
-            self._drop(dkey)
-            return False
         except Exception as exc:
             self._fault(exc)
-            return False
-        return True
+            return False, None
+        return True, None
 
-    def delete(self, key: str) -> bool:
+    def _decoded(self, key: str, data: bytes | None) -> Entry | None:
+        if data is None:
+            return None
+        try:
+            return decode(key, data, self.serializer)
+        except ValueError:
+            return None
+
+    def _resolved(self, entry: Entry) -> Entry | None:
+        if not entry.flags & FLAG_FILE:
+            return entry
+        try:
+            return self._resolve_file(entry)
+        except ValueError:
+            return None
+
+    def delete(self, key: str, tombstone: Entry | None = None) -> bool:
+        """Remove ``key``; with ``tombstone``, leave it in the key's place (unconditionally), so
+        that a load begun earlier cannot write over the delete. True if a live entry was there.
+        """
         if not self.available:
             return False
         dkey = disk_key(key)
         try:
-            found = bool(self._db().delete(dkey))
+            cache = self._db()
+            if tombstone is None:
+                found = bool(cache.delete(dkey))
+            else:
+                data = encode(key, tombstone, b"", tombstone.flags)
+                with cache.transact():
+                    try:
+                        old = cache.get(dkey)
+                    except _RefusedRowError:
+                        old = None
+                    cache.set(dkey, data)
+                current = self._decoded(key, old)
+                found = current is not None and not current.is_tombstone
         except Exception as exc:
             self._fault(exc)
             return False
         self._remove_objects(dkey)
         return found
+
+    def stats(self) -> dict[str, int]:
+        """The tier's fault and eviction counters (approximate under heavy threading)."""
+        return {
+            "disk_errors": self.errors,
+            "disk_corrupt": self.corrupt,
+            "disk_lock_timeouts": self.timeouts,
+            "disk_evictions": self.evictions,
+        }
+
+    @contextlib.contextmanager
+    def lock(self, key: str, wait: float) -> Iterator[bool]:
+        """The cross-process single-flight lock of ``key`` (one of the file-lock stripes);
+        yields False on timeout or any error."""
+        if self._cache is None:
+            try:
+                self._db()  # makes the locks directory
+            except Exception as exc:
+                self._fault(exc)
+                yield False
+                return
+        with _flight.file_lock(self.locks_dir, key, wait) as locked:
+            yield locked
 
     def clear(self) -> None:
         if not self.available:
@@ -395,7 +495,9 @@ class DiskTier:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return path, os.fdopen(fd, "wb")
 
-    def commit_file(self, key: str, temp_path: str, entry: Entry) -> Entry | None:
+    def commit_file(
+        self, key: str, temp_path: str, entry: Entry, guard: Guard | None = None
+    ) -> Entry | None:
         """Move a finished temp file into ``objects/`` and store its envelope atomically.
 
         Returns the entry with the file's absolute path as its value, or None when the disk
@@ -416,15 +518,17 @@ class DiskTier:
         except OSError as exc:
             self._fault(exc)
             return None
-        if not self.set(key, entry, payload, FLAG_FILE):
+        entry.flags = FLAG_FILE
+        written, standing = self._write(key, entry, payload, guard)
+        if not written:
             with contextlib.suppress(OSError):
                 os.remove(final)
-            return None
+            return standing
         result = entry.replace_value(final, FLAG_FILE)
         result.size = len(final)
         return result
 
-    def _remove_old_object(self, key: str, old: bytes | None, new_payload: bytes) -> None:
+    def _remove_old_object(self, key: str, old: bytes | None, new_payload: bytes | None) -> None:
         if old is None:
             return
         try:
@@ -433,7 +537,8 @@ class DiskTier:
             return
         if previous.flags & FLAG_FILE:
             name = previous.value[0]
-            if type(name) is str and os.sep not in name and payload_name(new_payload) != name:
+            keep = payload_name(new_payload) if new_payload is not None else None
+            if type(name) is str and os.sep not in name and keep != name:
                 with contextlib.suppress(OSError):
                     os.remove(os.path.join(self.objects_dir, name))
 
