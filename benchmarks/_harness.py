@@ -10,9 +10,11 @@ import contextlib
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ WORKER = os.path.join(HERE, "_worker.py")
 REGION = "us-east-1"
 MB = 2**20
 
-# Injected origin latency (issue 4): per API call, plus bandwidth for S3 bodies.
+# Injected origin latency: per API call, plus bandwidth for S3 bodies.
 LATENCY_S = {"ssm": 0.020, "secretsmanager": 0.025, "s3": 0.040}
 S3_BANDWIDTH = 100e6  # bytes per second
 
@@ -43,6 +45,24 @@ LABELS = {
     "tiered-aws": "tiered-cache (ssm / secrets_manager / s3)",
     "diskcache": "raw diskcache.Cache",
 }
+# The same, short enough for a terminal table column (the report file uses LABELS).
+SHORT_LABELS = {
+    "floor": "floor",
+    "handwritten": "hand-written",
+    "nocache": "no cache",
+    "lambda-cache": "lambda-cache",
+    "powertools": "Powertools",
+    "cachetools": "cachetools",
+    "tiered-core": "tiered engine",
+    "tiered-core-nojitter": "tiered, jitter=0",
+    "tiered-aws": "tiered helpers",
+    "diskcache": "diskcache",
+}
+SHORT_KEY = (
+    "Short names: tiered engine = tiered-cache's TieredCache and @cache around a boto3 fetch; "
+    "tiered helpers = tiered-cache's ssm, secrets_manager and s3 modules; tiered, jitter=0 = "
+    "the engine with jitter turned off; floor = dict.get plus a time.time() comparison."
+)
 
 
 # -- statistics ------------------------------------------------------------------------------
@@ -79,9 +99,49 @@ def fmt_ms(ms: float | None) -> str:
     return f"{ms:.1f}" if ms < 1000 else f"{ms:,.0f}"
 
 
-def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
-    """A Markdown table (also readable on a terminal)."""
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+WIDTH = 100  # terminal columns: every line the benchmarks print fits in this
+
+
+def wrap(text: str, width: int = WIDTH, indent: str = "") -> str:
+    """``text`` re-flowed at word boundaries into lines of at most ``width`` columns.
+
+    Words are never cut: a single word longer than a line (a path, a URL) gets a line of its
+    own. Blank lines separate paragraphs and are kept.
+    """
+    out = []
+    for p in text.split("\n\n"):
+        out.append(
+            textwrap.fill(
+                " ".join(p.split()),
+                width=width,
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n\n".join(out)
+
+
+def bullets(items: list[str], width: int = WIDTH) -> str:
+    """A Markdown bullet list, each item wrapped at word boundaries with a hanging indent."""
+    return "\n".join(
+        textwrap.fill(
+            " ".join(item.split()),
+            width=width,
+            initial_indent="- ",
+            subsequent_indent="  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for item in items
+    )
+
+
+def table(title: str, header: list[str], rows: list[list[Any]], notes: str = "") -> str:
+    """A Markdown table for the report file: full labels, every column, the title as a heading
+    and ``notes`` (prose, wrapped at word boundaries) below it."""
+    cells = [[_md_cell(c) for c in header]] + [[_md_cell(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
 
     def line(r: list[str]) -> str:
@@ -90,6 +150,83 @@ def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     out = [f"\n### {title}\n", line(cells[0]), rule]
     out += [line(r) for r in cells[1:]]
+    if notes:
+        out += ["", wrap(notes)]
+    return "\n".join(out)
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+_NUMERIC = re.compile(r"^[-+]?[\d,.]+\s*(x|%|ms|s|µs|ns|MB)?$|^n/a$|^-$")
+
+
+def text_table(
+    title: str, header: list[str], rows: list[list[Any]], notes: str = "", width: int = WIDTH
+) -> str:
+    """A plain table for the terminal that fits in ``width`` columns.
+
+    Columns are separated by two spaces; numeric columns are right-aligned. When the natural
+    width is too wide, the widest text columns are narrowed and their cells wrapped at word
+    boundaries onto extra lines (never cut mid-word). The title and ``notes`` are wrapped the
+    same way. A line can exceed ``width`` only if a single word is wider than its column.
+    """
+    head = [str(c) for c in header]
+    body = [[str(c) for c in row] for row in rows]
+    n = len(head)
+    numeric = [
+        all(_NUMERIC.match(r[i].strip()) for r in body if r[i].strip()) and bool(body)
+        for i in range(n)
+    ]
+    natural = [max(len(r[i]) for r in [head, *body]) for i in range(n)]
+    # the narrowest a column can go without cutting a word (numbers never wrap)
+    floor = [
+        natural[i]
+        if numeric[i]
+        else max(len(w) + 2 for r in [head, *body] for w in (r[i].split() or [""]))
+        for i in range(n)
+    ]
+    widths = list(natural)
+    budget = width - 2 * (n - 1)
+    while sum(widths) > budget:
+        shrinkable = [i for i in range(n) if widths[i] > floor[i]]
+        if not shrinkable:
+            break
+        i = max(shrinkable, key=lambda j: widths[j])
+        widths[i] -= 1
+
+    def cell_lines(text: str, i: int) -> list[str]:
+        if len(text) <= widths[i]:
+            return [text]
+        # continuation lines are indented, so a wrapped cell does not read as a new row
+        return textwrap.wrap(
+            text,
+            widths[i],
+            subsequent_indent="  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        ) or [""]
+
+    def render(r: list[str]) -> list[str]:
+        wrapped = [cell_lines(c, i) for i, c in enumerate(r)]
+        height = max(len(w) for w in wrapped)
+        lines = []
+        for k in range(height):
+            parts = []
+            for i, w in enumerate(wrapped):
+                c = w[k] if k < len(w) else ""
+                parts.append(c.rjust(widths[i]) if numeric[i] else c.ljust(widths[i]))
+            lines.append("  ".join(parts).rstrip())
+        return lines
+
+    out = ["", wrap(title), ""]
+    out += render(head)
+    out.append("  ".join("-" * w for w in widths))
+    for r in body:
+        out += render(r)
+    if notes:
+        out += ["", wrap(notes)]
     return "\n".join(out)
 
 
