@@ -21,7 +21,7 @@ PEER = "#b0b0b0"  # every other library
 PASS = "#2ca02c"
 SHORT = "#d62728"
 NOT_MEASURED = "#b0b0b0"
-LABEL_WIDTH = 48  # characters per line of a bar's label, wrapped at word boundaries
+LABEL_WIDTH = 52  # characters per line of a bar's label, wrapped at word boundaries
 SERVICES = {"ssm": "SSM", "secretsmanager": "Secrets Manager", "s3": "S3"}
 
 
