@@ -1,16 +1,43 @@
-"""Key templates and the cached-function wrapper behind ``@tiered.cache``.
+"""Key functions specialized at decoration; the cached-function wrapper behind ``@tiered.cache``.
 
-A warm hit runs inline in the wrapper: key, one dict lookup, one clock read, two comparisons.
-Everything else (binding arguments for a template, loading, storing) happens only when needed.
+At decoration the wrapper is *generated* by ``_hit.make`` (the one memory-hit rule) with the
+decorated function's own parameters (names, defaults, positional-only, keyword-only, ``*args``,
+``**kwargs``), so Python binds every call natively, and with its key computed inline:
+
+- a template ``"r:{day}:{n}"`` becomes the f-string ``f"r:{day}:{n}"``; attributes
+  (``{self.name}``), items (``{d[key]}``, ``{d[0]}``), conversions and format specs are kept,
+  so the key is exactly ``template.format_map`` of the bound arguments, defaults applied;
+- the default key renders each argument with :func:`stable_repr`, and for arguments whose type
+  is exactly ``str``, ``int``, ``float``, ``bool``, ``bytes`` or ``None`` (where the two agree)
+  with the f-string's own ``!r``;
+- a callable key is called with the bound arguments and must return a ``str``.
+
+A warm hit is then one call: the key, one dict lookup, one clock read and the rule. Templates
+are checked when the function is decorated, and default keys are refused where nothing stable
+tells two functions apart (lambdas, functions made inside functions, partials, callable
+instances, bound methods, an interactive ``__main__``).
+
+A function whose signature cannot be reproduced in source (no signature, or a parameter named
+like one of the hit path's own names: ``cache``, ``clock``, ``entry``, ``now`` ...) gets the
+generic wrapper, ``(*args, **kwargs)`` bound through ``inspect.Signature`` on every call: the
+same keys, slower.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import keyword
+import math
+import os
+import re
 import string
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
+
+from . import _config, _hit
 
 if TYPE_CHECKING:
     from ._core import TieredCache
@@ -24,6 +51,18 @@ Q = ParamSpec("Q")
 
 _INF = float("inf")
 _STABLE_SCALARS = (str, bytes, int, float, bool, type(None))
+#: Exact types whose ``repr`` is their stable form: the default key's inline fast path.
+_FAST_TYPES = frozenset(_STABLE_SCALARS)
+#: str.format's own field-name parser (``"a.b[0]"`` -> ``"a"``, ``[(True, "b"), (False, 0)]``).
+_split_field: Callable[[str], tuple[Any, Iterable[tuple[bool, Any]]]] = importlib.import_module(
+    "_string"
+).formatter_field_name_split
+_UNBOUND = _hit.unbound()["cache"]
+#: Names the generated code uses for itself; a parameter named so gets the generic wrapper.
+_RESERVED = frozenset({*_hit.CELLS, "entry", "now", "stored_at", "exists", "__make__"})
+_OWN = "_tc_"  # the prefix of every other name the generated code uses
+#: Format specs written into the f-string as they are; any other goes in as a constant.
+_PLAIN_SPEC = re.compile(r"[A-Za-z0-9 <>=^+\-#,._%:]*")
 
 
 class CachedFunction(Protocol, Generic[P, R]):
@@ -76,92 +115,366 @@ def stable_repr(value: Any, owner: str) -> str:
     )
 
 
-_Binder = Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]
+# -- names and signatures --------------------------------------------------------------------
 
 
-def _binder(func: Callable[..., Any]) -> _Binder:
-    """A function mapping (args, kwargs) to {parameter: value}, defaults applied."""
-    sig = inspect.signature(func)
-    params = list(sig.parameters.values())
-    simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
-
-    def slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        bound = sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return dict(bound.arguments)
-
-    if not simple:
-        return slow
-    positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
-    # tails[n]: the defaults of every parameter after the first n, in signature order (so the
-    # default key is the same as the slow path's), or None when one of them has no default.
-    tails = [
-        {p.name: p.default for p in params[n:]}
-        if all(p.default is not p.empty for p in params[n:])
-        else None
-        for n in range(len(positional) + 1)
-    ]
-
-    def fast(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if kwargs or len(args) > len(positional):
-            return slow(args, kwargs)
-        tail = tails[len(args)]
-        if tail is None:
-            return slow(args, kwargs)  # raises the usual "missing argument" TypeError
-        values = dict(zip(positional, args, strict=False))
-        values.update(tail)
-        return values
-
-    return fast
+def _describe(func: Any) -> str:
+    """How messages name ``func``."""
+    qualname = getattr(func, "__qualname__", None)
+    if isinstance(qualname, str):
+        return f"{getattr(func, '__module__', None)}.{qualname}"
+    return repr(func)
 
 
-def _key_builder(
-    func: Callable[..., Any], key: Any
-) -> tuple[str | None, Callable[[tuple[Any, ...], dict[str, Any]], str]]:
-    """(static key or None, builder) for ``func`` and the decorator's ``key`` argument."""
-    owner = f"{func.__module__}.{func.__qualname__}"
+def _owner(func: Any) -> str:
+    """The prefix of ``func``'s default keys: its module and qualified name, or ``TypeError``
+    (asking for ``key=``) when nothing stable tells it apart from another function."""
+    what = _describe(func)
+    qualname = getattr(func, "__qualname__", None)
+    module = getattr(func, "__module__", None)
+    if not isinstance(qualname, str) or not isinstance(module, str):
+        why = "it has no stable name of its own (a functools.partial or a callable instance)"
+    elif inspect.ismethod(func):
+        why = "it is a bound method: the name is the same for every instance (or class)"
+    elif "<lambda>" in qualname:
+        why = "it is a lambda: every lambda is named <lambda>"
+    elif "<locals>" in qualname:
+        why = (
+            "it is defined inside a function: every function that function makes has the same name"
+        )
+    elif module in ("__main__", "__mp_main__"):
+        main_file = getattr(sys.modules.get(module), "__file__", None)
+        if isinstance(main_file, str):
+            # Two scripts on one cache directory each have a __main__.settings: the script's
+            # path tells them apart (and a multiprocessing child, whose __main__ is named
+            # __mp_main__, shares its parent's keys).
+            return f"__main__[{os.path.abspath(main_file)}].{qualname}"
+        why = (
+            "it is defined in an interactive __main__ (a REPL, a notebook or python -c), "
+            "which has no file to tell it from another program's function of the same name"
+        )
+    else:
+        return f"{module}.{qualname}"
+    raise TypeError(
+        f"tiered-cache: cannot make a default cache key for {what}: {why}, so nothing stable "
+        "tells two of them apart and they would share entries. Pass key= to the decorator: a "
+        "template such as 'user:{user_id}' or a callable returning a str."
+    )
+
+
+def _signature(func: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (ValueError, TypeError):
+        return None
+
+
+class _Params:
+    """A signature as source text: the generated functions' parameter list and how they call
+    the function (and a key callable) with what was bound."""
+
+    __slots__ = ("call", "defaults", "forward", "names", "source", "variadic")
+
+    def __init__(self, sig: inspect.Signature) -> None:
+        kinds = inspect.Parameter
+        source: list[str] = []
+        call: list[str] = []
+        positional: list[str] = []
+        keywords: list[str] = []
+        self.defaults: dict[str, Any] = {}
+        self.names: list[str] = []
+        self.variadic = False
+        star = False
+        params = list(sig.parameters.values())
+        for i, p in enumerate(params):
+            name = p.name
+            self.names.append(name)
+            if p.kind is kinds.KEYWORD_ONLY and not star:
+                source.append("*")
+                star = True
+            text = name
+            if p.kind is kinds.VAR_POSITIONAL:
+                text, star, self.variadic = "*" + name, True, True
+                positional.append(text)
+                call.append(text)
+            elif p.kind is kinds.VAR_KEYWORD:
+                text, self.variadic = "**" + name, True
+                keywords.append(text)
+                call.append(text)
+            elif p.kind is kinds.KEYWORD_ONLY:
+                keywords.append(f"{name!r}: {name}")
+                call.append(f"{name}={name}")
+            else:
+                positional.append(name)
+                call.append(name)
+            if p.default is not p.empty:
+                default = f"{_OWN}d{i}"
+                self.defaults[default] = p.default  # passed through, never re-evaluated
+                text += "=" + default
+            source.append(text)
+            last_positional_only = p.kind is kinds.POSITIONAL_ONLY and (
+                i + 1 == len(params) or params[i + 1].kind is not kinds.POSITIONAL_ONLY
+            )
+            if last_positional_only:
+                source.append("/")
+        self.source = ", ".join(source)
+        self.call = ", ".join(call)
+        args = ", ".join(positional) + ("," if len(positional) == 1 else "")
+        self.forward = f"({args}), {{{', '.join(keywords)}}}"
+
+    @staticmethod
+    def of(func: Any, sig: inspect.Signature | None) -> _Params | None:
+        """The signature as source, or None when it cannot be written as one, or when the
+        callable is not Python code (a builtin's documented defaults may not behave as
+        omitted arguments do: the generic wrapper passes the call's arguments on as given)."""
+        if sig is None or not _python_level(func):
+            return None
+        for name in sig.parameters:
+            if name in _RESERVED or name.startswith(_OWN) or not _source_name(name):
+                return None
+        return _Params(sig)
+
+
+def _python_level(func: Any) -> bool:
+    """True for Python functions, and methods, partials and callable instances made of them."""
+    if isinstance(func, functools.partial):
+        return _python_level(func.func)
+    if inspect.ismethod(func):
+        return _python_level(func.__func__)
+    if inspect.isfunction(func):
+        return True
+    call = inspect.getattr_static(type(func), "__call__", None)
+    return not isinstance(func, type) and inspect.isfunction(call)
+
+
+def _source_name(name: str) -> bool:
+    """True when ``name`` means itself in source (identifiers are NFKC-normalized)."""
+    if name.isascii():
+        return name.isidentifier() and not keyword.iskeyword(name)
+    import unicodedata
+
+    return name.isidentifier() and unicodedata.normalize("NFKC", name) == name
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+class _Key:
+    """How the generated functions compute ``_tc_key``: ``prologue`` (source lines) then
+    ``_tc_key = expr``, reading ``names``. ``static``: the key when it is one for every call."""
+
+    __slots__ = ("expr", "names", "prologue", "static")
+
+    def __init__(
+        self,
+        expr: str,
+        names: dict[str, Any] | None = None,
+        prologue: str = "",
+        static: str | None = None,
+    ) -> None:
+        self.expr = expr
+        self.names = names or {}
+        self.prologue = prologue
+        self.static = static
+
+    @property
+    def source(self) -> str:
+        return f"{self.prologue}{_OWN}key = {self.expr}\n"
+
+
+def _literal(text: str) -> str:
+    """``text`` as the literal part of a double-quoted f-string."""
+    escaped = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    return escaped.replace("{", "{{").replace("}", "}}")
+
+
+class _Fields:
+    """A template parsed and checked at decoration: its pieces as (literal, field) pairs, a
+    field being (root parameter, [(is_attribute, name or index)], conversion, spec)."""
+
+    __slots__ = ("pieces", "template")
+
+    def __init__(self, template: str, names: Iterable[str], owner: str) -> None:
+        self.template = template
+        known = set(names)
+        self.pieces: list[tuple[str, tuple[str, list[tuple[bool, Any]], str, str] | None]] = []
+        try:
+            parsed = list(string.Formatter().parse(template))
+            for literal, field, spec, conversion in parsed:
+                if field is None:
+                    self.pieces.append((literal, None))
+                    continue
+                root, rest = _split_field(field)
+                self.pieces.append((literal, (root, list(rest), conversion or "", spec or "")))
+        except ValueError as exc:
+            raise ValueError(
+                f"tiered-cache: the key template {template!r} is malformed ({exc}); write "
+                "literal braces as {{ and }}"
+            ) from exc
+        for _, parts in self.pieces:
+            if parts is None:
+                continue
+            root, _, conversion, spec = parts
+            if root == "" or isinstance(root, int):
+                raise TypeError(
+                    f"tiered-cache: the key template {template!r} has a positional field "
+                    f"{{{root}}}; its fields name parameters of {owner}, such as "
+                    f"{{{sorted(known)[0] if known else 'name'}}}"
+                )
+            if root not in known:
+                raise TypeError(
+                    f"tiered-cache: the key template {template!r} names {{{root}...}}, but "
+                    f"{owner} has no parameter {root!r}; use the parameter names "
+                    f"{sorted(known)}"
+                )
+            if conversion not in ("", "r", "s", "a"):
+                raise ValueError(
+                    f"tiered-cache: the key template {template!r} has the conversion "
+                    f"!{conversion}; use !r, !s or !a"
+                )
+            if "{" in spec or "}" in spec:
+                raise TypeError(
+                    f"tiered-cache: the key template {template!r} has a replacement field "
+                    f"inside a format spec ({{{root}:{spec}}}); a key is filled from the "
+                    "parameters alone, so write the spec out (for example {n:>8}) or pass a "
+                    "callable key= that formats it"
+                )
+
+    @property
+    def static(self) -> bool:
+        return all(parts is None for _, parts in self.pieces)
+
+    def fstring(self) -> tuple[str, dict[str, Any]]:
+        """The template as one f-string over the parameters, and the constants it reads."""
+        consts: dict[str, Any] = {}
+
+        def const(value: Any) -> str:
+            name = f"{_OWN}c{len(consts)}"
+            consts[name] = value
+            return name
+
+        out: list[str] = []
+        for literal, parts in self.pieces:
+            out.append(_literal(literal))
+            if parts is None:
+                continue
+            expr, rest, conversion, spec = parts
+            for is_attribute, name in rest:
+                if is_attribute and name.isascii() and _source_name(name):
+                    expr += "." + name
+                elif is_attribute:  # {a.0}, {a.class}: str.format reads any attribute name
+                    expr = f"{const(getattr)}({expr}, {const(name)})"
+                elif isinstance(name, int):
+                    expr += f"[{name}]"
+                else:
+                    expr += f"[{const(name)}]"
+            if conversion:
+                expr += "!" + conversion
+            if spec:
+                expr += ":" + (spec if _PLAIN_SPEC.fullmatch(spec) else "{" + const(spec) + "}")
+            out.append("{" + expr + "}")
+        return 'f"' + "".join(out) + '"', consts
+
+
+def _key_plan(func: Any, key: Any, sig: inspect.Signature | None, params: _Params | None) -> _Key:
+    """How the wrapper computes its key (checked here, at decoration)."""
+    what = _describe(func)
     if key is None:
-        bind = _binder(func)
-        if not inspect.signature(func).parameters:
+        owner = _owner(func)
+        if sig is None:
+            raise TypeError(
+                f"tiered-cache: cannot read the signature of {what} to make a default key; "
+                "pass key= (a template or a callable returning a str)"
+            )
+        if not sig.parameters:
             static = owner + "()"
-            return static, lambda args, kwargs: static
+            return _Key(repr(static), static=static)
+        names = list(sig.parameters)
 
-        def default_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-            values = bind(args, kwargs)
-            inner = ", ".join(f"{k}={stable_repr(v, owner)}" for k, v in values.items())
+        def slow(*values: Any) -> str:
+            inner = ", ".join(
+                f"{n}={stable_repr(v, owner)}" for n, v in zip(names, values, strict=True)
+            )
             return f"{owner}({inner})"
 
-        return None, default_key
+        if params is None:
+            return _generic(sig, lambda arguments: slow(*arguments.values()))
+        ref = {f"{_OWN}slow": slow, f"{_OWN}fast": _FAST_TYPES}
+        call = f"{_OWN}slow({', '.join(names)})"
+        if params.variadic:  # *args and **kwargs: stable_repr of the tuple and the dict
+            return _Key(call, ref)
+        test = " and ".join(f"type({n}) in {_OWN}fast" for n in names)
+        inner = ", ".join(f"{n}={{{n}!r}}" for n in names)
+        fast = f'f"{_literal(owner)}({inner})"'
+        return _Key(f"{fast} if {test} else {call}", ref)
     if isinstance(key, str):
-        fields = [name for _, name, _, _ in string.Formatter().parse(key) if name is not None]
-        if not fields:
-            return key, lambda args, kwargs: key
-        names = set(inspect.signature(func).parameters)
-        for field in fields:
-            root = field.split(".", 1)[0].split("[", 1)[0]
-            if root not in names:
-                raise TypeError(
-                    f"tiered-cache: the key template {key!r} names {{{field}}}, but "
-                    f"{owner} has no parameter {root!r}; use the parameter names "
-                    f"{sorted(names)}"
-                )
-        bind = _binder(func)
-        return None, lambda args, kwargs: key.format_map(bind(args, kwargs))
+        fields = _Fields(key, sig.parameters if sig is not None else (), what)
+        if fields.static:
+            return _Key(repr(key), static=key)  # as given: a template without fields is literal
+        if sig is None:  # pragma: no cover - no signature means no parameter names to check
+            raise TypeError(f"tiered-cache: cannot read the signature of {what}; pass key=")
+        if params is None:
+            return _generic(sig, key.format_map)
+        expr, consts = fields.fstring()
+        return _Key(expr, consts)
     if callable(key):
 
-        def call_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-            result = key(*args, **kwargs)
-            if not isinstance(result, str):
-                raise TypeError(
-                    f"tiered-cache: the key callable for {owner} returned "
-                    f"{type(result).__name__}, not str"
-                )
-            return result
+        def check(result: Any) -> str:
+            if isinstance(result, str):
+                return str.__str__(result)  # a str subclass: its plain str
+            raise TypeError(
+                f"tiered-cache: the key callable for {what} returned {type(result).__name__}, "
+                "not str"
+            )
 
-        return None, call_key
+        ref = {f"{_OWN}keyfn": key, f"{_OWN}check": check}
+        call = params.call if params is not None else f"*{_OWN}args, **{_OWN}kwargs"
+        prologue = (
+            f"{_OWN}key = {_OWN}keyfn({call})\n"
+            f"if type({_OWN}key) is not str:\n"
+            f"    {_OWN}key = {_OWN}check({_OWN}key)\n"
+        )
+        return _Key(f"{_OWN}key", ref, prologue)
     raise TypeError(
         f"tiered-cache: key must be a str template, a callable or None, not {type(key).__name__}"
     )
+
+
+def _generic(sig: inspect.Signature, build: Callable[[dict[str, Any]], str]) -> _Key:
+    """A key from the arguments bound through ``sig`` (defaults applied), for the generic
+    wrapper ``(*_tc_args, **_tc_kwargs)``."""
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return build(dict(bound.arguments))
+
+    return _Key(f"{_OWN}bind({_OWN}args, {_OWN}kwargs)", {f"{_OWN}bind": bind})
+
+
+# -- the wrapper -----------------------------------------------------------------------------
+
+_CONTROLS = """\
+def __controls__():
+    def cache_key({params}):
+{key}
+        return {own}key
+    def invalidate({params}):
+{key}
+        return {own}current().delete({own}key)
+    def refresh({params}):
+{key}
+        return {own}current().load(
+            {own}key, lambda: {own}func({call}), {own}ttl, {own}sie, {own}persist,
+            {own}max_age, refresh=True,
+        )
+    return cache_key, invalidate, refresh
+"""
+
+
+def _indent(block: str, spaces: int) -> str:
+    pad = " " * spaces
+    return "\n".join(pad + line if line.strip() else line for line in block.splitlines())
 
 
 def _decorate(
@@ -170,73 +483,92 @@ def _decorate(
     ttl: float | None,
     stale_if_error: float | None,
     persist: bool,
-    get_cache: Callable[[], TieredCache],
+    explicit: TieredCache | None,
 ) -> CachedFunction[P, R]:
+    what = _describe(func)
     if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
         raise TypeError(
-            f"tiered-cache: {func.__qualname__} is async; @tiered.cache caches plain "
+            f"tiered-cache: {what} is async; @tiered.cache caches plain "
             "functions only. Cache the awaited value instead: make a plain function for the "
             "blocking work, or call cache.get(key) / cache.set(key, value) around the await."
         )
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0):
         raise TypeError(f"tiered-cache: ttl must be a number of seconds >= 0, not {ttl!r}")
-    static, build = _key_builder(func, key)
-    age = _INF if ttl is None else float(ttl)
+    sig = _signature(func)
+    params = _Params.of(func, sig)
+    plan = _key_plan(func, key, sig, params)
+    if params is None:  # the generic wrapper
+        source = call = f"*{_OWN}args, **{_OWN}kwargs"
+        forward, defaults = f"{_OWN}args, {_OWN}kwargs", {}
+    else:
+        source, call, forward = params.source, params.call, params.forward
+        defaults = params.defaults
+    age = None if ttl is None else float(ttl)
     max_age = _INF if ttl is None else None
-    bound: TieredCache | None = None
-    mem_get: Callable[[str], Any] | None = None
-    move: Callable[[str], None] = lambda k: None  # noqa: E731
-    clock: Callable[[], float] = lambda: 0.0  # noqa: E731
 
-    def resolve() -> TieredCache:
-        nonlocal bound, mem_get, move, clock
-        if bound is None:
-            cache = get_cache()
-            clock, move, mem_get = cache.clock, cache._mem.move_to_end, cache._mem.get
-            bound = cache
-        return bound
+    def current() -> TieredCache:
+        return explicit if explicit is not None else _config.default_cache()
 
-    def miss(k: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        return resolve().load(
-            k, lambda: func(*args, **kwargs), ttl, stale_if_error, persist, max_age
-        )
+    def bind() -> TieredCache:
+        """Bind the wrapper's hit path to the cache it serves (first call, or first call
+        after the default cache was replaced)."""
+        cache = current()
+        _hit.rebind(wrapper, **_hit.bound_to(cache))
+        if explicit is None and _config.default_cache() is not cache:  # replaced meanwhile:
+            _hit.rebind(wrapper, **_hit.unbound())  # the next call binds to the new one
+        return cache
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        k = static if static is not None else build(args, kwargs)
-        if mem_get is not None:
-            entry = mem_get(k)
-            if entry is not None:
-                now = clock()
-                if entry.stored_at <= now < entry.expires_at and now - entry.stored_at < age:
-                    bound.memory_hits += 1  # type: ignore[union-attr]
-                    try:
-                        move(k)
-                    except KeyError:
-                        pass
-                    return entry.value
-        return miss(k, args, kwargs)
+    def miss(cache: Any, k: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if cache is _UNBOUND:
+            cache = bind()
+        return cache.load(k, lambda: func(*args, **kwargs), ttl, stale_if_error, persist, max_age)
 
-    def cache_key(*args: Any, **kwargs: Any) -> str:
-        return static if static is not None else build(args, kwargs)
-
-    def invalidate(*args: Any, **kwargs: Any) -> bool:
-        return resolve().delete(cache_key(*args, **kwargs))
-
-    def refresh(*args: Any, **kwargs: Any) -> Any:
-        return resolve().load(
-            cache_key(*args, **kwargs),
-            lambda: func(*args, **kwargs),
-            ttl,
-            stale_if_error,
-            persist,
-            max_age,
-            refresh=True,
-        )
-
-    wrapper.cache_key = cache_key  # type: ignore[attr-defined]
-    wrapper.invalidate = invalidate  # type: ignore[attr-defined]
-    wrapper.refresh = refresh  # type: ignore[attr-defined]
+    names: dict[str, Any] = {
+        **plan.names,
+        f"{_OWN}miss": miss,
+        f"{_OWN}func": func,
+        f"{_OWN}current": current,
+        f"{_OWN}ttl": ttl,
+        f"{_OWN}sie": stale_if_error,
+        f"{_OWN}persist": persist,
+        f"{_OWN}max_age": max_age,
+        f"{_OWN}age": age,
+    }
+    if age is not None and math.isfinite(age):
+        age_expr: str | None = repr(age)
+    else:
+        age_expr = None if age is None else f"{_OWN}age"
+    name = getattr(func, "__name__", None)
+    if not (
+        isinstance(name, str)
+        and _source_name(name)
+        and name not in _RESERVED
+        and not name.startswith(_OWN)
+    ):
+        name = "wrapper"
+    wrapper = _hit.make(
+        name,
+        source,
+        key=f"{_OWN}key",
+        prologue=plan.source,
+        miss=f"return {_OWN}miss(cache, {_OWN}key, {forward})",
+        age=age_expr,
+        cells=names,
+        namespace=defaults,
+    )
+    scope: dict[str, Any] = {"__builtins__": __builtins__, **names, **defaults}
+    text = _CONTROLS.format(params=source, key=_indent(plan.source, 8), call=call, own=_OWN)
+    exec(compile(text, f"<tiered_cache controls {name}>", "exec"), scope)  # noqa: S102
+    controls = scope["__controls__"]()
+    functools.update_wrapper(wrapper, func)
+    qualname = getattr(wrapper, "__qualname__", name)
+    for control in controls:
+        control.__qualname__ = f"{qualname}.{control.__name__}"
+        setattr(wrapper, control.__name__, control)
+    if explicit is not None:
+        _hit.rebind(wrapper, **_hit.bound_to(explicit))
+    else:
+        _config.follow_default(wrapper)  # unbound whenever the default cache is replaced
     return wrapper  # type: ignore[return-value]
 
 
@@ -271,24 +603,29 @@ def cache(
 
     ``@cache``, ``@cache(key="report:{day}", ttl=3600)`` or ``@cache("report:{day}")``.
     ``key`` is a ``str.format`` template filled from the call's bound arguments by parameter
-    name (defaults applied), a callable with the function's signature returning a ``str``, or
-    None for a stable key made from the module, qualified name and arguments. ``ttl`` is in
-    seconds (None: the cache's default) and also bounds the age of an entry another call
-    site stored under the same key. ``stale_if_error`` lets an expired value stand in for a
-    failing call for that many seconds past its expiry. ``persist=False`` keeps results in
-    memory only.
+    name (defaults applied; fields may read attributes and items, ``{self.name}``,
+    ``{user[id]}``, and keep conversions and format specs), a callable called with the bound
+    arguments (positional parameters positionally, keyword-only ones by name) returning a
+    ``str``, or None for a stable key made from the module, qualified name and arguments.
+    Templates are checked at decoration: every field names a parameter, and a malformed
+    template or a field nested in a format spec is refused there. A default key is refused
+    (``TypeError`` asking for ``key=``) for lambdas, functions defined inside functions,
+    ``functools.partial`` objects, callable instances, bound methods and functions of an
+    interactive ``__main__``: nothing stable tells two of them apart. A function of a script's
+    ``__main__`` has the script's absolute path in its key.
+
+    ``ttl`` is in seconds (None: the cache's default) and also bounds the age of an entry
+    another call site stored under the same key. ``stale_if_error`` lets an expired value
+    stand in for a failing call for that many seconds past its expiry. ``persist=False`` keeps
+    results in memory only.
+
+    ``@tiered.cache`` follows the default cache: a call after ``set_default_cache`` or inside
+    ``use_cache`` uses the new default, whenever the function was decorated. ``cache.cache``
+    is bound to that cache for good.
 
     Thread-safe and process-safe; the function runs at most once per key at a time.
     Async functions are refused with ``TypeError``.
     """
-
-    def get_cache() -> TieredCache:
-        if _cache is not None:
-            return _cache
-        from ._config import default_cache
-
-        return default_cache()
-
     if isinstance(func, str):
         if key is not None:
             raise TypeError("tiered-cache: give the key once, positionally or as key=")
@@ -296,9 +633,9 @@ def cache(
     if func is not None:
         if not callable(func):
             raise TypeError(f"tiered-cache: cannot decorate {func!r}: it is not callable")
-        return _decorate(func, key, ttl, stale_if_error, persist, get_cache)
+        return _decorate(func, key, ttl, stale_if_error, persist, _cache)
 
     def decorator(f: Callable[P, R]) -> CachedFunction[P, R]:
-        return _decorate(f, key, ttl, stale_if_error, persist, get_cache)
+        return _decorate(f, key, ttl, stale_if_error, persist, _cache)
 
     return decorator
