@@ -55,8 +55,13 @@ from __future__ import annotations
 
 import pickle
 import struct
-from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    _Encoder = Callable[[Any, list[bytes]], None]
+    _Decoder = Callable[[bytes, int], tuple[Any, int]]
 
 __all__ = ["PICKLE", "SAFE", "dumps", "loads", "unsupported_type_error"]
 
@@ -162,7 +167,6 @@ def _encode(value: Any, out: list[bytes], depth: int) -> None:
 
 # -- the lazily imported types: datetime, date, Decimal, UUID ---------------------------------
 
-_Encoder = Callable[[Any, list[bytes]], None]
 #: type -> encoder, filled the first time a value of that exact type is met.
 _LAZY_ENCODERS: dict[type, _Encoder] = {}
 
@@ -290,7 +294,7 @@ def _decode_uuid(data: bytes, pos: int) -> tuple[Any, int]:
     return uuid_class(bytes=data[pos:end]), end
 
 
-_SCALAR_DECODERS: dict[bytes, Callable[[bytes, int], tuple[Any, int]]] = {
+_SCALAR_DECODERS: dict[bytes, _Decoder] = {
     b"n": _decode_decimal,
     b"D": _decode_datetime,
     b"y": _decode_date,
