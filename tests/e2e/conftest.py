@@ -10,15 +10,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ._lambda import CountingProxy, MotoServer, Runtime, RuntimeAPI
+from ._lambda import REGION, CountingProxy, MotoServer, Runtime, RuntimeAPI, aws_client
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
-REGION = "us-east-1"
 BUCKET = "tiered-cache-e2e"
 
 
@@ -31,19 +29,6 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         yield server
     finally:
         server.close()
-
-
-def aws_client(service: str, endpoint: str) -> Any:
-    """A boto3 client straight to moto (not through the proxy: seeding is not counted)."""
-    import boto3
-
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 class Lambda:
