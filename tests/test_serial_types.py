@@ -392,7 +392,18 @@ def _assert_names_the_ways_out(message: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [1j, bytearray(b"x"), memoryview(b"x"), object(), range(3), dt.time(1), dt.timedelta(1)],
+    [
+        1j,
+        bytearray(b"x"),
+        memoryview(b"x"),
+        object(),
+        range(3),
+        # Other classes of the lazily imported modules: the module is right, the class is not.
+        dt.time(1),
+        dt.timedelta(1),
+        decimal.Context(),
+        uuid.SafeUUID.safe,
+    ],
     ids=lambda v: type(v).__name__,
 )
 def test_other_types_are_still_refused(value: Any) -> None:
@@ -478,8 +489,10 @@ HOSTILE = {
     "tuple count too large": b"t\xff\xff\xff\xff",
     "set count too large": b"S\xff\xff\xff\xff",
     "frozenset count too large": b"Z" + _u32(5) + b"N",
-    "tuples nested too deep": b"t\x00\x00\x00\x01" * 300,
-    "sets nested too deep": b"Z\x00\x00\x00\x01" * 300,
+    "tuples nested too deep": b"t\x00\x00\x00\x01" * 300 + b"N",
+    "sets nested too deep": b"Z\x00\x00\x00\x01" * 300 + b"N",
+    "lists nested too deep": b"l\x00\x00\x00\x01" * 300 + b"N",
+    "dicts nested too deep": b"d\x00\x00\x00\x01s\x00\x00\x00\x00" * 300 + b"N",
     "list in a set": b"S" + _u32(1) + b"l" + _u32(0),
     "list in a tuple in a frozenset": b"Z" + _u32(1) + b"t" + _u32(1) + b"l" + _u32(0),
     "dict in a set": b"S" + _u32(1) + b"d" + _u32(0),
