@@ -178,6 +178,50 @@ def run(
                 )
             )
 
+        progress("speed: keyed @tiered.cache hits (template, default key, callable key)")
+        keyed = h.run_worker(
+            {"task": "speed_keyed", "dir": tmp, "rounds": cfg["rounds"], "calls": cfg["calls"]}
+        )
+        raw["keyed"] = keyed
+        kp = keyed.get("paths", {})
+        keyed_goals = (
+            ("template", "@cache(key='r:{day}:{n}')", 2.5),
+            ("default key", "@cache (default key)", 2.5),
+            ("callable key", "@cache(key=lambda day, n: ...)", 3.0),
+        )
+        if kp:
+            kfloor = kp["keyed floor"]["median_ns"]
+            ct = kp["cachetools.cached(TTLCache)"]["median_ns"]
+            shown = ", ".join(
+                f"{label} {kp[path]['median_ns'] / kfloor:.2f}x" for label, path, _ in keyed_goals
+            )
+            progress(
+                f"speed: keyed hits vs the keyed floor: {shown}, cachetools {ct / kfloor:.2f}x"
+            )
+            for label, path, goal in keyed_goals:
+                ns = kp[path]["median_ns"]
+                targets.append(
+                    _target(
+                        f"@tiered.cache warm hit, {label}, vs keyed floor",
+                        ns / kfloor,
+                        goal,
+                        "x",
+                        f"{h.fmt_ns(ns)} vs {h.fmt_ns(kfloor)} (cachetools.cached(TTLCache) "
+                        f"{h.fmt_ns(ct)}, {ct / kfloor:.2f}x)",
+                    )
+                )
+        else:
+            for label, _, goal in keyed_goals:
+                targets.append(
+                    _target(
+                        f"@tiered.cache warm hit, {label}, vs keyed floor",
+                        None,
+                        goal,
+                        "x",
+                        keyed.get("error", "no result"),
+                    )
+                )
+
         progress("speed: disk hit of a 100-byte value (fresh processes and warm)")
         tiered_dir, raw_dir = os.path.join(tmp, "disk-tiered"), os.path.join(tmp, "disk-raw")
         subprocess.run(

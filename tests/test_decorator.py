@@ -290,7 +290,7 @@ def test_a_template_without_fields_is_the_key_as_written(cache: Any) -> None:
 @pytest.mark.parametrize(
     ("template", "error", "message"),
     [
-        ("{a:{width}}", TypeError, r"replacement field inside a format spec.*callable key="),
+        ("{a:{width}}", TypeError, r"inside a format spec .*\{a:>10\}.*key=lambda a"),
         ("{a!r:>{w}}", TypeError, r"inside a format spec"),
         ("{}", TypeError, r"fields name parameters"),
         ("x:{0}", TypeError, r"fields name parameters"),
@@ -687,6 +687,8 @@ def test_builtin_without_a_signature(cache: Any) -> None:
     assert cache.get("max:(3, 9, 4)") == 9
     with pytest.raises(TypeError, match=r"signature.*key="):
         cache.cache(max)
+    with pytest.raises(TypeError, match=r"signature of .*max.*callable key="):
+        cache.cache(key="max:{a}")(max)
     static = cache.cache(key="static-max")(max)
     assert static([1, 2]) == 2
 

@@ -294,9 +294,10 @@ class _Fields:
 
     __slots__ = ("pieces", "template")
 
-    def __init__(self, template: str, names: Iterable[str], owner: str) -> None:
+    def __init__(self, template: str) -> None:
+        """Parse ``template``: ``ValueError`` when malformed, ``TypeError`` for a positional
+        field or a field nested in a format spec."""
         self.template = template
-        known = set(names)
         self.pieces: list[tuple[str, tuple[str, list[tuple[bool, Any]], str, str] | None]] = []
         try:
             parsed = list(string.Formatter().parse(template))
@@ -318,14 +319,8 @@ class _Fields:
             if root == "" or isinstance(root, int):
                 raise TypeError(
                     f"tiered-cache: the key template {template!r} has a positional field "
-                    f"{{{root}}}; its fields name parameters of {owner}, such as "
-                    f"{{{sorted(known)[0] if known else 'name'}}}"
-                )
-            if root not in known:
-                raise TypeError(
-                    f"tiered-cache: the key template {template!r} names {{{root}...}}, but "
-                    f"{owner} has no parameter {root!r}; use the parameter names "
-                    f"{sorted(known)}"
+                    f"{{{root}}}, but its fields name parameters: write {{user_id}} for a "
+                    "parameter user_id"
                 )
             if conversion not in ("", "r", "s", "a"):
                 raise ValueError(
@@ -335,9 +330,20 @@ class _Fields:
             if "{" in spec or "}" in spec:
                 raise TypeError(
                     f"tiered-cache: the key template {template!r} has a replacement field "
-                    f"inside a format spec ({{{root}:{spec}}}); a key is filled from the "
-                    "parameters alone, so write the spec out (for example {n:>8}) or pass a "
-                    "callable key= that formats it"
+                    f"inside a format spec ({{{root}:{spec}}}), which a key template does not "
+                    f"fill; write the spec out (for example {{{root}:>10}}), or pass a callable "
+                    f"that formats it: key=lambda {root}, ...: f'...'"
+                )
+
+    def check(self, names: Iterable[str], owner: str) -> None:
+        """``TypeError`` unless every field names one of ``names`` (``owner``'s parameters)."""
+        known = set(names)
+        for _, parts in self.pieces:
+            if parts is not None and parts[0] not in known:
+                raise TypeError(
+                    f"tiered-cache: the key template {self.template!r} names {{{parts[0]}...}}, "
+                    f"but {owner} has no parameter {parts[0]!r}; use the parameter names "
+                    f"{sorted(known)}"
                 )
 
     @property
@@ -408,11 +414,15 @@ def _key_plan(func: Any, key: Any, sig: inspect.Signature | None, params: _Param
         fast = f'f"{_literal(owner)}({inner})"'
         return _Key(f"{fast} if {test} else {call}", ref)
     if isinstance(key, str):
-        fields = _Fields(key, sig.parameters if sig is not None else (), what)
+        fields = _Fields(key)
         if fields.static:
             return _Key(repr(key), static=key)  # as given: a template without fields is literal
-        if sig is None:  # pragma: no cover - no signature means no parameter names to check
-            raise TypeError(f"tiered-cache: cannot read the signature of {what}; pass key=")
+        if sig is None:
+            raise TypeError(
+                f"tiered-cache: cannot read the signature of {what}, so the fields of the key "
+                f"template {key!r} name nothing; pass a callable key= returning a str"
+            )
+        fields.check(sig.parameters, what)
         if params is None:
             return _generic(sig, key.format_map)
         expr, consts = fields.fstring()
@@ -514,7 +524,7 @@ def _decorate(
         after the default cache was replaced)."""
         cache = current()
         _hit.rebind(wrapper, **_hit.bound_to(cache))
-        if explicit is None and _config.default_cache() is not cache:  # replaced meanwhile:
+        if explicit is None and _config._current is not cache:  # replaced meanwhile:
             _hit.rebind(wrapper, **_hit.unbound())  # the next call binds to the new one
         return cache
 
