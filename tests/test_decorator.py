@@ -85,6 +85,11 @@ def with_reserved_names(cache: Any, now: Any = 1, *, entry: Any = None) -> int:
     return serial()
 
 
+@tiered.cache
+def with_builtin_names(type: Any, str: Any = "s", *, repr: Any = 0, getattr: Any = None) -> int:
+    return serial()
+
+
 class Service:
     @tiered.cache
     def lookup(self, item: str) -> str:
@@ -406,6 +411,8 @@ DEFAULT_CASES: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = [
     (keyword_only, (), {"b": "B", "a": b"A"}),
     (with_reserved_names, ("c",), {}),
     (with_reserved_names, (1, 2), {"entry": (3,)}),
+    (with_builtin_names, ("t",), {}),
+    (with_builtin_names, ("t", "u"), {"repr": 1.5, "getattr": [None]}),
 ]
 
 
@@ -505,6 +512,38 @@ def test_unstable_argument_asks_for_key(default: Any, arg: Any) -> None:
 def test_method_with_default_key_asks_for_key() -> None:
     with pytest.raises(TypeError, match=r"'Service'.*key="):
         Service().lookup("x")
+
+
+def test_parameters_named_like_builtins(make_cache: Any) -> None:
+    cache = make_cache(disk=False)
+
+    @cache.cache(key=lambda type, str, getattr=None: f"c:{type}:{str}")
+    def keyed(type: Any, str: Any, getattr: Any = None) -> Any:
+        return (type, str, getattr)
+
+    @cache.cache(key="t:{type.__name__}:{str!r}:{getattr[0]}")
+    def templated(type: Any, str: Any, getattr: Any = (9,)) -> Any:
+        return (type, str, getattr)
+
+    assert keyed(1, "x") == (1, "x", None)
+    assert cache.get("c:1:x") == (1, "x", None)
+    assert templated(int, "s") == (int, "s", (9,))
+    assert templated.cache_key(int, "s") == "t:int:'s':9"
+    assert with_builtin_names.cache_key("t", repr=2) == (
+        f"{__name__}.with_builtin_names(type='t', str='s', repr=2, getattr=None)"
+    )
+    with pytest.raises(TypeError, match=r"'type'.*key="):
+        with_builtin_names.cache_key(int)  # a class is not a stable argument
+
+
+def test_a_wrapped_builtin_gets_its_arguments_as_given(cache: Any) -> None:
+    @functools.wraps(int)
+    def to_int(*args: Any, **kwargs: Any) -> int:
+        return int(*args, **kwargs)
+
+    wrapped = cache.cache(key=lambda *a, **k: f"i:{a}:{k}")(to_int)
+    assert wrapped(3.5) == 3  # int's defaults are not passed on (int(3.5, base=10) fails)
+    assert wrapped("ff", base=16) == 255
 
 
 def _make_getter() -> Any:

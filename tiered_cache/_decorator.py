@@ -58,9 +58,18 @@ _split_field: Callable[[str], tuple[Any, Iterable[tuple[bool, Any]]]] = importli
     "_string"
 ).formatter_field_name_split
 _UNBOUND = _hit.unbound()["cache"]
-#: Names the generated code uses for itself; a parameter named so gets the generic wrapper.
-_RESERVED = frozenset({*_hit.CELLS, "entry", "now", "stored_at", "exists", "__make__"})
-_OWN = "_tc_"  # the prefix of every other name the generated code uses
+_OWN = "_tc_"  # the prefix of every name the generated code adds (builtins too: _tc_type)
+
+
+def _hit_names() -> frozenset[str]:
+    """The names the hit rule's own code binds or reads (its cells, its locals such as
+    ``entry`` and ``now``): a parameter named so would shadow them, so it gets the generic
+    wrapper. Read from a generated probe, so a change to the rule cannot slip past."""
+    probe = _hit.make("probe", "", key="None", miss="return None").__code__
+    return frozenset({*_hit.CELLS, *probe.co_varnames, *probe.co_freevars, "exists", "__make__"})
+
+
+_RESERVED = _hit_names()
 #: Format specs written into the f-string as they are; any other goes in as a constant.
 _PLAIN_SPEC = re.compile(r"[A-Za-z0-9 <>=^+\-#,._%:]*")
 
@@ -228,6 +237,12 @@ class _Params:
         callable is not Python code (a builtin's documented defaults may not behave as
         omitted arguments do: the generic wrapper passes the call's arguments on as given)."""
         if sig is None or not _python_level(func):
+            return None
+        try:
+            inner = inspect.unwrap(func)  # what the signature was read from
+        except ValueError:  # a __wrapped__ cycle
+            return None
+        if not _python_level(inner):
             return None
         for name in sig.parameters:
             if name in _RESERVED or name.startswith(_OWN) or not _source_name(name):
@@ -405,11 +420,11 @@ def _key_plan(func: Any, key: Any, sig: inspect.Signature | None, params: _Param
 
         if params is None:
             return _generic(sig, lambda arguments: slow(*arguments.values()))
-        ref = {f"{_OWN}slow": slow, f"{_OWN}fast": _FAST_TYPES}
+        ref = {f"{_OWN}slow": slow, f"{_OWN}fast": _FAST_TYPES, f"{_OWN}type": type}
         call = f"{_OWN}slow({', '.join(names)})"
         if params.variadic:  # *args and **kwargs: stable_repr of the tuple and the dict
             return _Key(call, ref)
-        test = " and ".join(f"type({n}) in {_OWN}fast" for n in names)
+        test = " and ".join(f"{_OWN}type({n}) in {_OWN}fast" for n in names)
         inner = ", ".join(f"{n}={{{n}!r}}" for n in names)
         fast = f'f"{_literal(owner)}({inner})"'
         return _Key(f"{fast} if {test} else {call}", ref)
@@ -437,11 +452,11 @@ def _key_plan(func: Any, key: Any, sig: inspect.Signature | None, params: _Param
                 "not str"
             )
 
-        ref = {f"{_OWN}keyfn": key, f"{_OWN}check": check}
+        ref = {f"{_OWN}keyfn": key, f"{_OWN}check": check, f"{_OWN}type": type, f"{_OWN}str": str}
         call = params.call if params is not None else f"*{_OWN}args, **{_OWN}kwargs"
         prologue = (
             f"{_OWN}key = {_OWN}keyfn({call})\n"
-            f"if type({_OWN}key) is not str:\n"
+            f"if {_OWN}type({_OWN}key) is not {_OWN}str:\n"
             f"    {_OWN}key = {_OWN}check({_OWN}key)\n"
         )
         return _Key(f"{_OWN}key", ref, prologue)
