@@ -444,16 +444,16 @@ def _make_proxy_handler(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
 
 
 class Runtime:
-    """``python -m awslambdaric handler.<function>`` in ``task_root``, as Lambda starts it.
+    """``python -m awslambdaric <module>.<function>`` in ``task_root``, as Lambda starts it.
 
     Its output goes to a file (never a pipe that could fill); :meth:`describe` shows it.
     """
 
-    def __init__(self, task_root: Path, function: str, env: Mapping[str, str], log: Path) -> None:
+    def __init__(self, task_root: Path, handler: str, env: Mapping[str, str], log: Path) -> None:
         self.log = log
         self._log_file = log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", f"handler.{function}"],
+            [sys.executable, "-m", "awslambdaric", handler],
             cwd=str(task_root),
             env=dict(env),
             stdin=subprocess.DEVNULL,

@@ -81,8 +81,10 @@ class Lambda:
         env.update(extra)
         return env
 
-    def start(self, function: str, workers: int = 1, **extra: str) -> Runtime:
-        """Start ``python -m awslambdaric handler.<function>``; wait for it to poll ``/next``.
+    def start(
+        self, function: str, workers: int = 1, module: str = "handler", **extra: str
+    ) -> Runtime:
+        """Start ``python -m awslambdaric <module>.<function>``; wait for it to poll ``/next``.
 
         ``workers > 1`` sets ``AWS_LAMBDA_MAX_CONCURRENCY``: awslambdaric then forks that many
         runtime worker processes over the same ``/tmp``, as Lambda Managed Instances run them.
@@ -90,7 +92,7 @@ class Lambda:
         if workers > 1:
             extra["AWS_LAMBDA_MAX_CONCURRENCY"] = str(workers)
         log = self._tmp / f"runtime-{len(self.runtimes)}.log"
-        runtime = Runtime(self.task_root, function, self.env(**extra), log)
+        runtime = Runtime(self.task_root, f"{module}.{function}", self.env(**extra), log)
         self.runtimes.append(runtime)
         before = self.api.polling
         self.api.wait_polling(before + workers, timeout=60, runtime=runtime)
