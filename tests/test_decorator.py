@@ -800,12 +800,11 @@ def test_wrapped_and_wraps_metadata(cache: Any) -> None:
     assert wrapped.__doc__ == "The docstring."
     assert wrapped.__module__ == __name__
     assert inspect.signature(wrapped) == inspect.signature(original)
-    assert inspect.signature(wrapped.cache_key) == inspect.signature(original).replace(
-        return_annotation=inspect.Signature.empty,
-        parameters=[
-            p.replace(annotation=p.empty) for p in inspect.signature(original).parameters.values()
-        ],
-    )
+    for control, returns in (("cache_key", str), ("invalidate", bool), ("refresh", "str")):
+        assert inspect.signature(getattr(wrapped, control)) == inspect.signature(original).replace(
+            return_annotation=returns
+        )
+    assert wrapped.cache_key.__qualname__ == f"{original.__qualname__}.cache_key"
 
 
 def test_bare_decorator_uses_the_default_cache() -> None:

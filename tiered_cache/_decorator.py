@@ -479,21 +479,12 @@ def _generic(sig: inspect.Signature, build: Callable[[dict[str, Any]], str]) -> 
 
 # -- the wrapper -----------------------------------------------------------------------------
 
-_CONTROLS = """\
-def __controls__():
-    def cache_key({params}):
+#: ``cache_key`` with the function's own parameters, compiled on its first use (decoration
+#: compiles only the hit path: a cold start pays for what it calls).
+_KEY_OF = """\
+def cache_key({params}):
 {key}
-        return {own}key
-    def invalidate({params}):
-{key}
-        return {own}current().delete({own}key)
-    def refresh({params}):
-{key}
-        return {own}current().load(
-            {own}key, lambda: {own}func({call}), {own}ttl, {own}sie, {own}persist,
-            {own}max_age, refresh=True,
-        )
-    return cache_key, invalidate, refresh
+    return {own}key
 """
 
 
@@ -523,12 +514,10 @@ def _decorate(
     params = _Params.of(func, sig)
     plan = _key_plan(func, key, sig, params)
     if params is None:  # the generic wrapper
-        source = call = f"*{_OWN}args, **{_OWN}kwargs"
+        source = f"*{_OWN}args, **{_OWN}kwargs"
         forward, defaults = f"{_OWN}args, {_OWN}kwargs", {}
     else:
-        source, call, forward = params.source, params.call, params.forward
-        defaults = params.defaults
-    age = None if ttl is None else float(ttl)
+        source, forward, defaults = params.source, params.forward, params.defaults
     max_age = _INF if ttl is None else None
 
     def current() -> TieredCache:
@@ -548,21 +537,11 @@ def _decorate(
             cache = bind()
         return cache.load(k, lambda: func(*args, **kwargs), ttl, stale_if_error, persist, max_age)
 
-    names: dict[str, Any] = {
-        **plan.names,
-        f"{_OWN}miss": miss,
-        f"{_OWN}func": func,
-        f"{_OWN}current": current,
-        f"{_OWN}ttl": ttl,
-        f"{_OWN}sie": stale_if_error,
-        f"{_OWN}persist": persist,
-        f"{_OWN}max_age": max_age,
-        f"{_OWN}age": age,
-    }
-    if age is not None and math.isfinite(age):
-        age_expr: str | None = repr(age)
-    else:
-        age_expr = None if age is None else f"{_OWN}age"
+    cells: dict[str, Any] = {**plan.names, f"{_OWN}miss": miss}
+    age: str | None = None
+    if ttl is not None:  # the caller's own bound on an entry's age
+        age = repr(float(ttl)) if math.isfinite(ttl) else f"{_OWN}age"
+        cells[f"{_OWN}age"] = float(ttl)
     name = getattr(func, "__name__", None)
     if not (
         isinstance(name, str)
@@ -577,18 +556,55 @@ def _decorate(
         key=f"{_OWN}key",
         prologue=plan.source,
         miss=f"return {_OWN}miss(cache, {_OWN}key, {forward})",
-        age=age_expr,
-        cells=names,
+        age=age,
+        cells=cells,
         namespace=defaults,
     )
-    scope: dict[str, Any] = {"__builtins__": __builtins__, **names, **defaults}
-    text = _CONTROLS.format(params=source, key=_indent(plan.source, 8), call=call, own=_OWN)
-    exec(compile(text, f"<tiered_cache controls {name}>", "exec"), scope)  # noqa: S102
-    controls = scope["__controls__"]()
     functools.update_wrapper(wrapper, func)
     qualname = getattr(wrapper, "__qualname__", name)
-    for control in controls:
+    key_of: Callable[..., str] | None = None
+
+    def cache_key(*args: Any, **kwargs: Any) -> str:
+        """The key this call would use (the call's arguments bound as the function binds
+        them)."""
+        nonlocal key_of
+        if key_of is None:
+            scope: dict[str, Any] = {"__builtins__": __builtins__, **plan.names, **defaults}
+            text = _KEY_OF.format(params=source, key=_indent(plan.source, 4), own=_OWN)
+            exec(compile(text, f"<tiered_cache key {name}>", "exec"), scope)  # noqa: S102
+            key_of = scope["cache_key"]
+            key_of.__qualname__ = f"{qualname}.cache_key"
+        return key_of(*args, **kwargs)
+
+    def invalidate(*args: Any, **kwargs: Any) -> bool:
+        """Drop this call's entry from every tier (of the current default cache, for
+        ``tiered.cache``); True if one was there."""
+        return current().delete(cache_key(*args, **kwargs))
+
+    def refresh(*args: Any, **kwargs: Any) -> Any:
+        """Call the function anew, store its result and return it (concurrent refreshes of
+        one key coalesce into one call)."""
+        return current().load(
+            cache_key(*args, **kwargs),
+            lambda: func(*args, **kwargs),
+            ttl,
+            stale_if_error,
+            persist,
+            max_age,
+            refresh=True,
+        )
+
+    controls: tuple[tuple[Callable[..., Any], Any], ...] = (
+        (cache_key, str),
+        (invalidate, bool),
+        (refresh, sig.return_annotation if sig is not None else inspect.Signature.empty),
+    )
+    for control, returns in controls:
         control.__qualname__ = f"{qualname}.{control.__name__}"
+        if sig is not None:  # what help() and inspect show: the function's own parameters
+            control.__signature__ = sig.replace(  # type: ignore[attr-defined]
+                return_annotation=returns
+            )
         setattr(wrapper, control.__name__, control)
     if explicit is not None:
         _hit.rebind(wrapper, **_hit.bound_to(explicit))
