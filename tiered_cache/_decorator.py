@@ -182,7 +182,7 @@ class _Params:
     """A signature as source text: the generated functions' parameter list and how they call
     the function (and a key callable) with what was bound."""
 
-    __slots__ = ("call", "defaults", "forward", "names", "source", "variadic")
+    __slots__ = ("call", "defaults", "forward", "source", "variadic")
 
     def __init__(self, sig: inspect.Signature) -> None:
         kinds = inspect.Parameter
@@ -191,13 +191,11 @@ class _Params:
         positional: list[str] = []
         keywords: list[str] = []
         self.defaults: dict[str, Any] = {}
-        self.names: list[str] = []
         self.variadic = False
         star = False
         params = list(sig.parameters.values())
         for i, p in enumerate(params):
             name = p.name
-            self.names.append(name)
             if p.kind is kinds.KEYWORD_ONLY and not star:
                 source.append("*")
                 star = True
@@ -276,21 +274,14 @@ def _source_name(name: str) -> bool:
 
 class _Key:
     """How the generated functions compute ``_tc_key``: ``prologue`` (source lines) then
-    ``_tc_key = expr``, reading ``names``. ``static``: the key when it is one for every call."""
+    ``_tc_key = expr``, reading ``names``."""
 
-    __slots__ = ("expr", "names", "prologue", "static")
+    __slots__ = ("expr", "names", "prologue")
 
-    def __init__(
-        self,
-        expr: str,
-        names: dict[str, Any] | None = None,
-        prologue: str = "",
-        static: str | None = None,
-    ) -> None:
+    def __init__(self, expr: str, names: dict[str, Any] | None = None, prologue: str = "") -> None:
         self.expr = expr
         self.names = names or {}
         self.prologue = prologue
-        self.static = static
 
     @property
     def source(self) -> str:
@@ -409,7 +400,7 @@ def _key_plan(func: Any, key: Any, sig: inspect.Signature | None, params: _Param
             )
         if not sig.parameters:
             static = owner + "()"
-            return _Key(repr(static), static=static)
+            return _Key(repr(static))
         names = list(sig.parameters)
 
         def slow(*values: Any) -> str:
@@ -431,7 +422,7 @@ def _key_plan(func: Any, key: Any, sig: inspect.Signature | None, params: _Param
     if isinstance(key, str):
         fields = _Fields(key)
         if fields.static:
-            return _Key(repr(key), static=key)  # as given: a template without fields is literal
+            return _Key(repr(key))  # as given: a template without fields is taken literally
         if sig is None:
             raise TypeError(
                 f"tiered-cache: cannot read the signature of {what}, so the fields of the key "
