@@ -9,6 +9,8 @@ ignores unused, and mypy fails.
 
 from __future__ import annotations
 
+import functools
+
 import tiered_cache as tiered
 from tiered_cache import CachedFunction, TieredCache
 
@@ -31,6 +33,13 @@ def profile(user_id: int) -> dict[str, str]:
     return {"id": str(user_id)}
 
 
+def fetch(region: str, user: int) -> str:
+    return f"{region}/{user}"
+
+
+regional = cache.cache(key="u:{user}")(functools.partial(fetch, "eu"))
+
+
 class Service:
     @tiered.cache(key="svc:{self.name}:{item}")
     def lookup(self, item: str) -> str:
@@ -51,6 +60,7 @@ numbers: list[int] = bare(3)
 as_protocol: CachedFunction[[int], list[int]] = bare
 user: dict[str, str] = profile(7)
 found: str = Service().lookup("x")
+fetched: str = regional(user=5)  # a partial keeps its return type
 
 # -- negative: each must be an error (an unused ignore fails --strict) -----------------------------
 
@@ -63,3 +73,4 @@ wrong_return: str = build_report("d")  # type: ignore[assignment]
 bare("three")  # type: ignore[arg-type]
 profile()  # type: ignore[call-arg]
 wrong_method: int = Service().lookup("x")  # type: ignore[assignment]
+wrong_fetched: int = regional(user=5)  # type: ignore[assignment]
