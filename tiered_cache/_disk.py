@@ -1,49 +1,117 @@
-"""The disk tier: envelopes in a diskcache store inside a verified private directory.
+"""The disk tier: envelopes in a diskcache (SQLite) store inside a verified private directory.
 
 Process-safe and thread-safe (SQLite in WAL mode underneath). It stores envelopes and knows
-nothing about time. Layout of the directory (mode 0700)::
+nothing about time ("tiers are dumb"). Layout of the directory (mode 0700)::
 
     db/        the diskcache (SQLite) store: one row per key, named by SHA-256 of the key
-    objects/   file-backed entries (S3 objects), named ``<sha256(key)>-<random>.obj``
-    tmp/       downloads in flight, each held under an flock while it is written
-    locks/     64 lock stripes for cross-process single-flight
+    objects/   file-backed entries (S3 objects); see ``_objects``
+    tmp/       downloads in flight; see ``_objects``
+    locks/     64 lock stripes for cross-process single-flight; see ``_flight``
 
 Every value is stored inline in SQLite, so a write is one transaction: a reader sees the old
 envelope or the new one, never a mix. Nothing is ever unpickled by the store itself: rows that
-diskcache would unpickle, or that point at files, are refused and removed.
+diskcache would unpickle, or that point at its own value files, are refused and removed. The
+schema is diskcache 5's; this module reads and writes its rows with its own SQL (one statement
+per read, no per-call ``getpid``), and leaves creating the store, its settings and its
+per-connection pragmas to diskcache.
+
+Guarded writes: ``put(..., guard)`` and ``commit_file(..., guard)`` read the key's current row
+and write in one ``BEGIN IMMEDIATE`` transaction, so ``guard.allows(current)`` and the write
+are atomic across every process of the machine.
+
+The budget (DESIGN.md guarantee 5): after any write, everything under the directory (database,
+WAL, -shm, value rows, objects, temp and lock files, the directories themselves) is within the
+budget plus the largest single item. A write costs the same whatever the directory holds
+(guarantee 11), because the total is never found by walking the tree:
+
+- the database's three files and the five directories: 8 ``stat`` calls;
+- object bytes: a running total kept *in the database*. Each object row carries its object's
+  name (diskcache's ``tag`` column) and size (its ``size`` column), and diskcache's own triggers
+  keep ``Settings.size`` equal to the sum of that column in the same transaction as every row
+  change: exact across processes, evictions, deletes and clears, read with one primary-key
+  lookup inside the write's transaction;
+- temp files: a scan of ``tmp/``, which holds only downloads in flight;
+- everything else (objects no row refers to, left by killed writers; rows of older versions
+  that do not carry their size; anything foreign): ``untracked``, measured by a real walk of the
+  tree, rarely: after the first 100 writes of a process and then every max(1000, 4 x files)
+  writes (amortized, a fraction of a ``stat`` per write), and before evicting when untracked
+  bytes were found but not re-measured for a while. Orphans found then are swept.
+
+Eviction removes the least recently stored rows until the total is a little under the budget
+(1/32 of it, at most 4 MiB, so a full cache does not evict on every write); each victim's
+object is removed by the name in its row, never by scanning ``objects/``.
 
 Faults: a lock timeout ("database is locked") is a miss or a skipped write. Any other error
 (full disk, read-only or vanished directory, a corrupt database) disables the tier for
 ``retry_after`` seconds with one warning through ``logging``; a corrupt database is moved out
 of the way and rebuilt. No disk exception ever reaches the caller.
+
+Fork safety (guarantee 10): SQLite connections must never be used, nor even closed, in a child
+that inherited them (https://sqlite.org/howtocorrupt.html, 2.6); a thread inside SQLite at the
+fork may hold SQLite's own mutexes and leave the child's copy of its lock bookkeeping half
+changed. So a fork first waits (at most ``timeout`` + 1 s) until no thread of this process is
+inside this tier's SQLite work, holding new work back until the fork returns. In the child the
+tier forgets the parent's store: every inherited connection (the forking thread's, and those
+of the parent's other threads, whose thread-local closers notice they run in another process)
+is kept referenced for good, so neither the garbage collector nor interpreter shutdown ever
+closes it there; its locks and thread-locals are new, and the child opens its own connection on
+first use. If the fork could not wait for quiet, the child runs this tier as disabled (memory
+and origin), with one warning. What SQLite keeps per process (its lock counts on the database
+file) is inherited too; the child relies, like every diskcache user after a fork, on the parent
+keeping its own connections open while the child runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import os
 import sqlite3
 import stat
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import IO, Any, Final
 
-from . import _flight, _serial
+from . import _flight, _fork, _serial
 from ._entry import FLAG_FILE, Entry, Guard, decode, encode
 from ._log import log
+from ._objects import ORPHAN_AGE, ObjectStore, file_payload, object_fields, payload_name
+from ._objects import valid_name as _valid_name
 from .exceptions import UnsafeCacheDirectoryError
 
-__all__ = ["DiskTier", "default_budget", "disk_key", "verify_directory"]
+__all__ = [
+    "DiskTier",
+    "default_budget",
+    "disk_key",
+    "file_payload",
+    "payload_name",
+    "verify_directory",
+]
 
 
 GIB: Final = 2**30
 _DB_FILES: Final = ("cache.db", "cache.db-wal", "cache.db-shm")
 _WAL_CHECKPOINT_BYTES: Final = 4 * 2**20
-_ORPHAN_AGE: Final = 60.0
+_ORPHAN_AGE: Final = ORPHAN_AGE
+_MODE_RAW: Final = 1  # diskcache's MODE_RAW: bytes stored as they are
+_KEYS_REMEMBERED: Final = 4096  # disk names of recent keys (sha256 costs ~0.5 us)
+_FIRST_RECONCILE: Final = 100  # writes of a process before its first walk of the tree
+_RECONCILE_MIN: Final = 1000  # and at least this many writes between two walks
+
+_GET: Final = "SELECT value, mode, filename FROM Cache WHERE key = ? AND raw = 1"
+_ROW: Final = "SELECT rowid, value, mode, filename, tag FROM Cache WHERE key = ? AND raw = 1"
+_INSERT: Final = (
+    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size,"
+    " mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, ?, ?, 1, NULL, ?)"
+)
+_UPDATE: Final = (
+    "UPDATE Cache SET store_time = ?, expire_time = NULL, access_time = ?, access_count = 0,"
+    " tag = ?, size = ?, mode = 1, filename = NULL, value = ? WHERE rowid = ?"
+)
+_TOTAL: Final = "SELECT value FROM Settings WHERE key = 'size'"  # kept by diskcache's triggers
 
 
 def disk_key(key: str) -> str:
@@ -115,45 +183,148 @@ def _safe_disk_class() -> type[Any]:
     return SafeDisk
 
 
-class _ConnectionCloser:
-    """Closes a thread's diskcache connection explicitly when the thread ends.
-
-    diskcache keeps one SQLite connection per thread and leaves it to be garbage collected
-    when the thread dies; SQLite then keeps its file descriptor open while other connections
-    of the process hold locks on the file (always, in WAL mode), so short-lived threads leaked
-    descriptors without bound. An explicit close lets SQLite reuse them.
-    """
-
-    __slots__ = ("cache", "con")
-
-    def __init__(self, cache: Any, con: Any) -> None:
-        self.cache = cache
-        self.con = con
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.con.close()
-
-
 class _RefusedRowError(Exception):
     """A row this store did not write (a pickle or a file reference)."""
 
 
-def _tree_bytes(root: str) -> int:
-    total = 0
-    stack = [root]
-    while stack:
-        with contextlib.suppress(FileNotFoundError), os.scandir(stack.pop()) as it:
-            for item in it:
-                with contextlib.suppress(FileNotFoundError):
-                    if item.is_dir(follow_symlinks=False):
-                        stack.append(item.path)
-                    total += item.stat(follow_symlinks=False).st_size
-    return total + os.lstat(root).st_size
+def _wall() -> float:
+    """The wall clock object ages are measured with (read through this module's ``time``)."""
+    return time.time()
+
+
+# -- fork safety --------------------------------------------------------------------------------
+
+#: What a forked child inherited and must never close: connections, stores, thread-locals.
+_inherited: list[Any] = []
+_pinned = 0  # how many of them hold an extra reference (interpreter shutdown frees the rest)
+_tiers: weakref.WeakSet[DiskTier] = weakref.WeakSet()
+
+
+def _keep_forever(obj: Any) -> None:
+    """Keep ``obj`` (an inherited connection, or what holds one) alive for the process's life."""
+    _inherited.append(obj)
+    if "ctypes" in sys.modules:  # else _pin_inherited does it, from the after-fork hook
+        _pin_inherited()
+
+
+def _pin_inherited() -> None:
+    """An extra reference to every inherited object: never deallocated, so never closed, not
+    even when the interpreter shuts down and clears this module."""
+    global _pinned
+    try:
+        import ctypes
+
+        incref = ctypes.pythonapi.Py_IncRef
+        incref.argtypes = [ctypes.py_object]
+        incref.restype = None
+    except Exception:  # not CPython: the list keeps them until shutdown
+        return
+    while _pinned < len(_inherited):
+        incref(_inherited[_pinned])
+        _pinned += 1
+
+
+class _Gate:
+    """Lets a fork wait until no thread is inside the tier's SQLite work.
+
+    A thread doing such work appends to ``active`` and pops when done (each one GIL-atomic list
+    operation, about 30 ns); the fork closes the gate, waits for ``active`` to empty, and opens
+    it again in the parent once the fork returned.
+    """
+
+    __slots__ = ("active", "closed", "quiet", "resume")
+
+    def __init__(self) -> None:
+        self.active: list[None] = []
+        self.closed = False
+        self.quiet = True
+        self.resume = threading.Event()
+        self.resume.set()
+
+    def wait(self) -> None:
+        """Called by a thread that found the gate closed after entering: step out until open."""
+        for _ in range(100):  # bounded (a fork that never returns to the parent)
+            if not self.closed:
+                return
+            self.active.pop()
+            self.resume.wait(0.1)
+            self.active.append(None)
+
+    def close(self) -> None:
+        self.resume.clear()
+        self.closed = True
+
+    def drain(self, until: float) -> None:
+        while self.active and time.monotonic() < until:
+            time.sleep(0.0002)
+        self.quiet = not self.active
+
+    def open(self) -> None:
+        self.closed = False
+        self.resume.set()
+
+
+def _before_fork() -> None:
+    tiers = list(_tiers)
+    for tier in tiers:
+        tier._gate.close()
+    until = time.monotonic() + max((t.timeout for t in tiers), default=0.0) + 1.0
+    for tier in tiers:
+        tier._gate.drain(until)
+
+
+def _after_fork_in_parent() -> None:
+    for tier in list(_tiers):
+        tier._gate.open()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
+
+
+class _Connection:
+    """A thread's SQLite connection of one store, closed explicitly when the thread ends.
+
+    diskcache keeps one SQLite connection per thread and leaves it to be garbage collected
+    when the thread dies; SQLite then keeps its file descriptor open while other connections
+    of the process hold locks on the file (always, in WAL mode), so short-lived threads leaked
+    descriptors without bound. An explicit close lets SQLite reuse them. In a forked child (the
+    thread died with the fork) the connection is kept instead: never closed there.
+    """
+
+    __slots__ = ("cache", "con", "cursor", "gate", "pid")
+
+    def __init__(self, cache: Any, con: Any, gate: _Gate) -> None:
+        self.cache = cache
+        self.con = con
+        self.cursor = con.cursor()
+        self.gate = gate
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            if os.getpid() != self.pid:
+                _keep_forever(self.con)
+                return
+            gate = self.gate
+            gate.active.append(None)
+            try:
+                if gate.closed:
+                    gate.wait()
+                self.con.close()
+            finally:
+                gate.active.pop()
+
+
+# -- the tier --------------------------------------------------------------------------------------
 
 
 class DiskTier:
-    """Envelopes on disk for every process of this machine; see the module docstring."""
+    """Envelopes on disk for every process of this machine; see the module docstring.
+
+    Every method is thread-safe and process-safe, and never raises for a fault of the disk
+    (see the module docstring); ``temp_file`` alone raises ``OSError``, for the core to report.
+    """
 
     name = "disk"
     remote = False
@@ -178,15 +349,29 @@ class DiskTier:
         self.objects_dir = os.path.join(self.root, "objects")
         self.tmp_dir = os.path.join(self.root, "tmp")
         self.locks_dir = os.path.join(self.root, "locks")
+        self.objects = ObjectStore(self.objects_dir, self.tmp_dir, _wall)
+        self._dirs = (self.root, self.db_dir, self.objects_dir, self.tmp_dir, self.locks_dir)
+        self._db_paths = tuple(os.path.join(self.db_dir, name) for name in _DB_FILES)
+        self._slack = min(self.budget // 32, 4 * 2**20)
         self._cache: Any = None
         self._open_lock = threading.Lock()
-        self._threads = threading.local()  # each thread's _ConnectionCloser
+        self._threads = threading.local()  # each thread's _Connection
+        self._gate = _Gate()
+        self._keys: dict[str, str] = {}  # key -> disk_key(key), for recent keys
         self._broken_until = 0.0
         self._warned = False
+        self._fork_warning = False
+        self._swept = False  # the objects directory was swept by this process (or its parent)
+        self._writes = 0
+        self._reconcile_at = _FIRST_RECONCILE  # self._writes when the tree is walked next
+        self._reconciled_at = 0
+        self._untracked = 0  # bytes the running total does not know, as of the last walk
         self.errors = 0
         self.timeouts = 0
         self.corrupt = 0
         self.evictions = 0
+        _tiers.add(self)
+        _fork.after_fork_in_child(self._after_fork)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -194,6 +379,15 @@ class DiskTier:
     def available(self) -> bool:
         """False while the tier is disabled after a fault."""
         return self._broken_until == 0.0 or time.monotonic() >= self._broken_until
+
+    def stats(self) -> dict[str, int]:
+        """The tier's fault and eviction counters (approximate under heavy threading)."""
+        return {
+            "disk_errors": self.errors,
+            "disk_corrupt": self.corrupt,
+            "disk_lock_timeouts": self.timeouts,
+            "disk_evictions": self.evictions,
+        }
 
     def _fault(self, exc: BaseException) -> None:
         """Account for a disk exception; never re-raises it."""
@@ -232,32 +426,54 @@ class DiskTier:
             log.debug("tiered-cache: disk tier fault: %r", exc)
 
     def _remove_database(self) -> None:
-        for name in _DB_FILES:
+        for path in self._db_paths:
             with contextlib.suppress(OSError):
-                os.remove(os.path.join(self.db_dir, name))
+                os.remove(path)
 
     def _close(self) -> None:
+        """Close this thread's connection and forget the store (reopened on next use)."""
         cache, self._cache = self._cache, None
         if cache is not None:
             with contextlib.suppress(Exception):
                 cache.close()
 
+    # -- the store and its connections ----------------------------------------------------------
+
     def _db(self) -> Any:
+        """The diskcache store (opened on first use), with this thread's connection ready."""
         cache = self._cache
         if cache is None:
             with self._open_lock:
                 if self._cache is None:
                     self._cache = self._open()
                 cache = self._cache
-        closer = getattr(self._threads, "closer", None)
-        if closer is None or closer.cache is not cache:
-            self._threads.closer = _ConnectionCloser(cache, cache._con)
+        conn = getattr(self._threads, "conn", None)
+        if conn is None or conn.cache is not cache:
+            self._threads.conn = _Connection(cache, cache._con, self._gate)
         return cache
+
+    def _conn(self) -> _Connection:
+        """This thread's connection to the open store (opening either on first use)."""
+        conn: _Connection | None = getattr(self._threads, "conn", None)
+        if conn is not None and conn.cache is self._cache:
+            return conn
+        self._db()
+        conn = self._threads.conn
+        assert conn is not None
+        return conn
 
     def _open(self) -> Any:
         import diskcache
 
-        for sub in (self.root, self.db_dir, self.objects_dir, self.tmp_dir, self.locks_dir):
+        if self._fork_warning:
+            self._fork_warning = False
+            log.warning(
+                "tiered-cache: the disk tier at %s was busy when this process was forked; "
+                "it runs from memory and the origin for %g s",
+                self.root,
+                self.retry_after,
+            )
+        for sub in self._dirs:
             verify_directory(sub)  # a planted symlink here would lead sweeps and writes outside
         settings: dict[str, Any] = {
             "disk_min_file_size": 2**62,  # every value inline: one transaction per write
@@ -265,7 +481,7 @@ class DiskTier:
             "size_limit": 2**62,  # the budget is enforced here, counting every file
             "cull_limit": 0,
             "sqlite_journal_size_limit": 2**20,
-            "sqlite_mmap_size": 0,
+            "sqlite_mmap_size": 0,  # a file truncated under a mapping would kill the process
         }
         try:
             cache = diskcache.Cache(
@@ -285,60 +501,93 @@ class DiskTier:
             cache = diskcache.Cache(
                 self.db_dir, timeout=self.timeout, disk=_safe_disk_class(), **settings
             )
-        self._sweep(cache)  # self._cache is not set yet: pass the store the sweep must ask
+        if not self._swept:
+            self._swept = True
+            self._sweep(cache)  # self._cache is not set yet: pass the store the sweep must ask
         return cache
+
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Hold off forks (see ``_Gate``) for a block of SQLite work."""
+        gate = self._gate
+        gate.active.append(None)
+        try:
+            if gate.closed:
+                gate.wait()
+            yield
+        finally:
+            gate.active.pop()
+
+    def _disk_key(self, key: str) -> str:
+        dkey = self._keys.get(key)
+        if dkey is None:
+            if len(self._keys) >= _KEYS_REMEMBERED:
+                self._keys.clear()
+            dkey = self._keys[key] = disk_key(key)
+        return dkey
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's store and connections, never closing them."""
+        quiet = self._gate.quiet
+        conn = getattr(self._threads, "conn", None)
+        if conn is not None:
+            _keep_forever(conn.con)
+            _keep_forever(self._threads)
+        if self._cache is not None:
+            _keep_forever(self._cache)
+        if _pinned < len(_inherited):
+            _pin_inherited()
+        self._cache = None
+        self._threads = threading.local()
+        self._open_lock = threading.Lock()
+        self._gate = _Gate()
+        self._writes = 0
+        self._reconcile_at = self._reconciled_at = 0
+        if not quiet:  # a thread was inside SQLite at the fork: its state came along half done
+            self._broken_until = time.monotonic() + self.retry_after
+            self._fork_warning = True
 
     # -- envelopes --------------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
-        """The stored entry for ``key``, or None (missing, damaged, refused or tier down)."""
-        if not self.available:
+        """The stored entry for ``key`` (fresh or not; a tombstone is one), or None (missing,
+        damaged, refused or tier down)."""
+        if self._broken_until and not self.available:
             return None
-        dkey = disk_key(key)
+        dkey = self._keys.get(key) or self._disk_key(key)
+        gate = self._gate
+        gate.active.append(None)
         try:
-            data = self._db().get(dkey)
-        except _RefusedRowError:
-            self.corrupt += 1
-            self._drop(dkey)
-            return None
+            if gate.closed:
+                gate.wait()
+            conn = getattr(self._threads, "conn", None)
+            if conn is None or conn.cache is not self._cache:
+                conn = self._conn()
+            row = conn.cursor.execute(_GET, (dkey,)).fetchone()
         except Exception as exc:
             self._fault(exc)
             return None
-        if data is None:
+        finally:
+            gate.active.pop()
+        if row is None:
             return None
+        value, mode, filename = row
         try:
-            entry = decode(key, data, self.serializer)
+            if mode != _MODE_RAW or filename is not None or type(value) is not bytes:
+                raise ValueError("a row this store did not write")
+            entry = decode(key, value, self.serializer)
             if entry.flags & FLAG_FILE:
-                entry = self._resolve_file(entry)
+                entry = self.objects.resolve(entry)
         except ValueError:
             self.corrupt += 1
-            self._drop(dkey)
+            self._drop(dkey, value)
             return None
         return entry
 
-    def _resolve_file(self, entry: Entry) -> Entry:
-        if type(entry.value) is not list or len(entry.value) != 3:
-            raise ValueError("bad object reference")
-        name, size, mtime_ns = entry.value
-        if type(name) is not str or os.sep in name or not name.endswith(".obj"):
-            raise ValueError("bad object name")
-        path = os.path.join(self.objects_dir, name)
-        try:
-            info = os.stat(path)
-        except OSError as exc:
-            raise ValueError(f"object file missing: {exc}") from exc
-        # Anything that rewrote the file (truncated, zeroed, overwritten in place) changed its
-        # size or its modification time: a content hash would read the whole object instead.
-        if info.st_size != size or info.st_mtime_ns != mtime_ns:
-            raise ValueError("object file was changed after it was stored")
-        result = entry.replace_value(path, entry.flags)
-        result.size = len(path)
-        return result
-
     def set(self, key: str, entry: Entry, payload: bytes, flags: int) -> bool:
-        """Store an envelope; False when it was not written (old name of :meth:`put`)."""
+        """Store an envelope; False when it was not written (the old name of :meth:`put`)."""
         entry.flags = flags
-        written, _ = self._write(key, entry, payload, None)
+        written, _ = self._write(key, entry, payload, None, None)
         return written
 
     def put(
@@ -352,113 +601,189 @@ class DiskTier:
         """Store ``entry`` (its flags say pickle, file or tombstone) with ``payload``.
 
         With ``guard``, atomically (one SQLite transaction, across processes): write only if
-        ``guard.allows(current)``; otherwise return the standing entry (a file entry resolved to
-        its path). None when written, and when the write was skipped after a fault or refused
-        for size. ``lifetime`` is not used: rows leave by the budget, never by time.
+        ``guard.allows(current)`` (an undecodable current row counts as None); otherwise
+        write nothing and return the standing entry (a file entry resolved to its path, as
+        :meth:`get` gives it). None when written, and when the write was skipped (too large for
+        the budget, or a fault: counted, never raised). ``lifetime`` is not used: rows leave by
+        the budget, never by time.
         """
-        _, standing = self._write(key, entry, payload or b"", guard)
+        _, standing = self._write(key, entry, payload or b"", guard, None)
         return standing
 
     def _write(
-        self, key: str, entry: Entry, payload: bytes, guard: Guard | None
+        self,
+        key: str,
+        entry: Entry,
+        payload: bytes,
+        guard: Guard | None,
+        obj: tuple[str, int] | None,
     ) -> tuple[bool, Entry | None]:
-        """(written, standing entry that a guard kept)."""
-        if not self.available:
+        """(written, the standing entry a guard kept). ``obj``: (name, size) of its object."""
+        if self._broken_until and not self.available:
             return False, None
-        dkey = disk_key(key)
+        dkey = self._keys.get(key) or self._disk_key(key)
         data = encode(key, entry, payload, entry.flags)
-        too_big = len(data) > self.budget
-        try:
-            cache = self._db()
-            with cache.transact():
+        if obj is None and entry.flags & FLAG_FILE:
+            obj = object_fields(payload)
+        name, size = obj if obj is not None else (None, 0)
+        too_big = len(data) + size > self.budget
+        standing: Entry | None = None
+        written = False
+        with self._quiet():
+            try:
+                conn = self._conn()
+                con = conn.con
+                cur = conn.cursor
+                cur.execute("BEGIN IMMEDIATE")
                 try:
-                    old = cache.get(dkey)
-                except _RefusedRowError:
-                    old = None
-                if guard is not None:
-                    current = self._decoded(key, old)
-                    if not guard.allows(current):
-                        old = None
+                    row = cur.execute(_ROW, (dkey,)).fetchone()
+                    current = self._row_entry(key, row) if guard is not None else None
+                    if guard is not None and not guard.allows(current):
                         standing = current
+                        row = None
+                    elif too_big:
+                        if row is not None:
+                            cur.execute("DELETE FROM Cache WHERE rowid = ?", (row[0],))
                     else:
-                        standing = None
-                else:
-                    standing = None
-                if standing is None:
-                    if too_big:
-                        cache.delete(dkey)
-                    else:
-                        cache.set(dkey, data)
-            if standing is not None:
-                return False, self._resolved(standing)
-            self._remove_old_object(key, old, payload if entry.flags & FLAG_FILE else None)
-            if too_big:
+                        now = time.time()
+                        if row is None:
+                            cur.execute(_INSERT, (dkey, now, now, name, size, data))
+                        else:
+                            cur.execute(_UPDATE, (now, now, name, size, data, row[0]))
+                        written = True
+                    objects_total = cur.execute(_TOTAL).fetchone()
+                    cur.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        cur.execute("ROLLBACK")
+                    raise
+                if row is not None:
+                    self._remove_old_object(key, row, name)
+                if written:
+                    self._writes += 1
+                    self._enforce_budget(con, objects_total[0] if objects_total else 0)
+            except Exception as exc:
+                self._fault(exc)
                 return False, None
-            self._enforce_budget(cache)
-        except Exception as exc:
-            self._fault(exc)
-            return False, None
-        return True, None
+        if standing is not None and standing.flags & FLAG_FILE:
+            try:
+                standing = self.objects.resolve(standing)
+            except ValueError:
+                standing = None
+        return written, standing
 
-    def _decoded(self, key: str, data: bytes | None) -> Entry | None:
-        if data is None:
+    def _row_entry(self, key: str, row: Any) -> Entry | None:
+        """The entry a row read by ``_ROW`` holds; None for none, or a damaged or refused one."""
+        if row is None:
+            return None
+        _, value, mode, filename, _ = row
+        if mode != _MODE_RAW or filename is not None or type(value) is not bytes:
             return None
         try:
-            return decode(key, data, self.serializer)
+            return decode(key, value, self.serializer)
         except ValueError:
             return None
 
-    def _resolved(self, entry: Entry) -> Entry | None:
-        if not entry.flags & FLAG_FILE:
-            return entry
-        try:
-            return self._resolve_file(entry)
-        except ValueError:
-            return None
+    def _remove_old_object(self, key: str, row: Any, keep: str | None) -> None:
+        """Remove the object of a replaced or deleted row, unless it is ``keep``."""
+        _, value, _, _, tag = row
+        name = tag if _valid_name(tag) else None
+        if name is None and type(value) is bytes and len(value) > 3 and value[3] & FLAG_FILE:
+            with contextlib.suppress(ValueError):  # a row of an older version: no tag
+                reference = decode(key, value, _serial.SAFE).value
+                if type(reference) is list and reference and _valid_name(reference[0]):
+                    name = reference[0]
+        if name is not None and name != keep:
+            self.objects.remove(name)
 
     def delete(self, key: str, tombstone: Entry | None = None) -> bool:
         """Remove ``key``; with ``tombstone``, leave it in the key's place (unconditionally), so
-        that a load begun earlier cannot write over the delete. True if a live entry was there.
+        that a load begun earlier cannot write over the delete. True if a live (non-tombstone)
+        entry was there; without a tombstone, True if any row was. Its object is removed.
         """
-        if not self.available:
+        if self._broken_until and not self.available:
             return False
-        dkey = disk_key(key)
-        try:
-            cache = self._db()
-            if tombstone is None:
-                found = bool(cache.delete(dkey))
-            else:
-                data = encode(key, tombstone, b"", tombstone.flags)
-                with cache.transact():
-                    try:
-                        old = cache.get(dkey)
-                    except _RefusedRowError:
-                        old = None
-                    cache.set(dkey, data)
-                current = self._decoded(key, old)
-                found = current is not None and not current.is_tombstone
-        except Exception as exc:
-            self._fault(exc)
-            return False
-        self._remove_objects(dkey)
+        dkey = self._disk_key(key)
+        with self._quiet():
+            try:
+                conn = self._conn()
+                cur = conn.cursor
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    row = cur.execute(_ROW, (dkey,)).fetchone()
+                    if tombstone is not None:
+                        data = encode(key, tombstone, b"", tombstone.flags)
+                        now = time.time()
+                        if row is None:
+                            cur.execute(_INSERT, (dkey, now, now, None, 0, data))
+                        else:
+                            cur.execute(_UPDATE, (now, now, None, 0, data, row[0]))
+                    elif row is not None:
+                        cur.execute("DELETE FROM Cache WHERE rowid = ?", (row[0],))
+                    objects_total = cur.execute(_TOTAL).fetchone()
+                    cur.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        cur.execute("ROLLBACK")
+                    raise
+                if row is None:
+                    found = False
+                else:
+                    if tombstone is None:
+                        found = True
+                    else:
+                        current = self._row_entry(key, row)
+                        found = current is not None and not current.is_tombstone
+                    self._remove_old_object(key, row, None)
+                if tombstone is not None:
+                    self._writes += 1
+                    self._enforce_budget(conn.con, objects_total[0] if objects_total else 0)
+            except Exception as exc:
+                self._fault(exc)
+                return False
         return found
 
-    def stats(self) -> dict[str, int]:
-        """The tier's fault and eviction counters (approximate under heavy threading)."""
-        return {
-            "disk_errors": self.errors,
-            "disk_corrupt": self.corrupt,
-            "disk_lock_timeouts": self.timeouts,
-            "disk_evictions": self.evictions,
-        }
+    def clear(self) -> None:
+        """Remove every row and every object (downloads in flight finish and commit)."""
+        if self._broken_until and not self.available:
+            return
+        with self._quiet():
+            try:
+                cur = self._conn().cursor
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    cur.execute("DELETE FROM Cache")
+                    cur.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        cur.execute("ROLLBACK")
+                    raise
+            except Exception as exc:
+                self._fault(exc)
+                return
+        self.objects.remove_prefix("")
+
+    def _drop(self, dkey: str, value: Any) -> None:
+        """Remove a damaged or refused row (if it is still the one read) and its object."""
+        with self._quiet(), contextlib.suppress(Exception):
+            cur = self._conn().cursor
+            row = cur.execute("SELECT tag FROM Cache WHERE key = ? AND raw = 1", (dkey,)).fetchone()
+            cur.execute("DELETE FROM Cache WHERE key = ? AND raw = 1 AND value IS ?", (dkey, value))
+            if row is not None and _valid_name(row[0]):
+                self.objects.remove(row[0])
+            else:
+                self.objects.remove_prefix(dkey)
+
+    # -- the cross-process lock ------------------------------------------------------------------
 
     @contextlib.contextmanager
     def lock(self, key: str, wait: float) -> Iterator[bool]:
-        """The cross-process single-flight lock of ``key`` (one of the file-lock stripes);
-        yields False on timeout or any error."""
+        """The cross-process single-flight lock of ``key`` (one of the file-lock stripes), held
+        for the block; yields False on timeout or any error."""
         if self._cache is None:
             try:
-                self._db()  # makes the locks directory
+                with self._quiet():
+                    self._db()  # makes the locks directory
             except Exception as exc:
                 self._fault(exc)
                 yield False
@@ -466,156 +791,160 @@ class DiskTier:
         with _flight.file_lock(self.locks_dir, key, wait) as locked:
             yield locked
 
-    def clear(self) -> None:
-        if not self.available:
-            return
-        try:
-            self._db().clear()
-        except Exception as exc:
-            self._fault(exc)
-            return
-        self._remove_objects("")
-
-    def _drop(self, dkey: str) -> None:
-        with contextlib.suppress(Exception):
-            self._db().delete(dkey)
-        self._remove_objects(dkey)
-
     # -- file-backed entries ------------------------------------------------------------------
 
     def temp_file(self) -> tuple[str, IO[bytes]]:
-        """A new private file in ``tmp/``, held under an flock until closed.
+        """A new private file in ``tmp/``, locked until it is closed (see ``_objects``).
 
-        A download killed halfway leaves only this file, which no reader ever takes for an
-        entry; the next sweep sees its lock gone and removes it.
+        Raises ``OSError`` (or the store's own error) when the disk cannot take one.
         """
-        self._db()  # makes the directories
-        path = os.path.join(self.tmp_dir, os.urandom(16).hex() + ".part")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return path, os.fdopen(fd, "wb")
+        with self._quiet():
+            self._db()  # makes the directories
+        return self.objects.temp_file()
 
     def commit_file(
         self, key: str, temp_path: str, entry: Entry, guard: Guard | None = None
     ) -> Entry | None:
         """Move a finished temp file into ``objects/`` and store its envelope atomically.
 
-        Returns the entry with the file's absolute path as its value, or None when the disk
-        refused it (the temp file is removed either way).
+        Returns the entry with the file's absolute path as its value. With ``guard``, as
+        :meth:`put`: when a newer entry stands, the new file is removed and that entry is
+        returned instead (resolved to its path if it is a file entry; it may be a tombstone).
+        None when the disk refused it (the temp file is removed either way).
         """
-        dkey = disk_key(key)
+        dkey = self._disk_key(key)
         try:
-            name = f"{dkey}-{os.urandom(8).hex()}.obj"
-            final = os.path.join(self.objects_dir, name)
-            os.replace(temp_path, final)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.remove(temp_path)
-            self._fault(exc)
-            return None
-        try:
-            payload = file_payload(final)
+            final, payload, size = self.objects.place(dkey, temp_path)
         except OSError as exc:
             self._fault(exc)
             return None
         entry.flags = FLAG_FILE
-        written, standing = self._write(key, entry, payload, guard)
+        name = os.path.basename(final)
+        written, standing = self._write(key, entry, payload, guard, (name, size))
         if not written:
-            with contextlib.suppress(OSError):
-                os.remove(final)
+            self.objects.remove(name)
             return standing
         result = entry.replace_value(final, FLAG_FILE)
         result.size = len(final)
         return result
 
-    def _remove_old_object(self, key: str, old: bytes | None, new_payload: bytes | None) -> None:
-        if old is None:
-            return
-        try:
-            previous = decode(key, old, self.serializer)
-        except ValueError:
-            return
-        if previous.flags & FLAG_FILE:
-            name = previous.value[0]
-            keep = payload_name(new_payload) if new_payload is not None else None
-            if type(name) is str and os.sep not in name and keep != name:
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(self.objects_dir, name))
-
-    def _remove_objects(self, prefix: str) -> None:
-        with contextlib.suppress(OSError), os.scandir(self.objects_dir) as it:
-            for item in it:
-                if item.name.startswith(prefix):
-                    with contextlib.suppress(OSError):
-                        os.remove(item.path)
-
     # -- budget and sweeping --------------------------------------------------------------------
 
     def usage(self) -> int:
-        """Bytes under the cache directory: database, WAL, objects, temp and lock files."""
-        return _tree_bytes(self.root)
+        """Bytes under the cache directory, by a real walk: database, WAL, objects, temp and
+        lock files, and the directories. O(files): writes use the running total instead."""
+        return _tree_bytes(self.root)[0]
 
-    def _enforce_budget(self, cache: Any) -> None:
-        used = self.usage()
-        if used <= self.budget and _size(os.path.join(self.db_dir, "cache.db-wal")) < (
-            _WAL_CHECKPOINT_BYTES
-        ):
+    def _estimate(self, objects_total: int) -> tuple[int, int]:
+        """(bytes under the directory by the running total, bytes of the WAL): O(1) calls."""
+        used = objects_total + self._untracked + self.objects.temp_bytes()
+        wal = 0
+        for path in self._db_paths:
+            with contextlib.suppress(OSError):
+                size = os.stat(path).st_size
+                used += size
+                if path is self._db_paths[1]:
+                    wal = size
+        for path in self._dirs:  # raises if the directory vanished: a fault, as it should be
+            used += os.lstat(path).st_size
+        return used, wal
+
+    def _enforce_budget(self, con: Any, objects_total: int) -> None:
+        """Keep the directory within the budget after a write (see the module docstring)."""
+        if self._writes >= self._reconcile_at:
+            self._reconcile(con)
+            objects_total = _total(con)
+        used, wal = self._estimate(objects_total)
+        if used <= self.budget and wal < _WAL_CHECKPOINT_BYTES:
             return
-        self._checkpoint(cache)
-        used = self.usage()
+        _checkpoint_con(con)
+        used, _ = self._estimate(objects_total)
         if used <= self.budget:
             return
-        self._sweep(cache)
-        excess = self.usage() - self.budget
-        if excess <= 0:
-            return
-        victims: list[tuple[int, str]] = []
-        freed = 0
-        rows = cache._sql(  # diskcache's own connection; the schema is diskcache 5's
-            "SELECT rowid, key, length(value) FROM Cache ORDER BY store_time"
-        )
-        for rowid, key, length in rows:
-            victims.append((rowid, key if isinstance(key, str) else ""))
-            freed += (length or 0) + self._objects_bytes(key)
-            if freed >= excess:
-                break
-        rows.close()
-        with cache.transact():
-            for rowid, _ in victims:
-                cache._sql("DELETE FROM Cache WHERE rowid = ?", (rowid,))
-        for _, key in victims:
-            if key:
-                self._remove_objects(key)
-        self.evictions += len(victims)
-        self._checkpoint(cache)
+        if self._untracked and self._writes - self._reconciled_at >= 64:
+            self._reconcile(con)  # the untracked bytes may be gone (swept): measure them again
+            objects_total = _total(con)
+            used, _ = self._estimate(objects_total)
+        for _ in range(4):  # freed row bytes are an estimate: re-measure after each round
+            excess = used - (self.budget - self._slack)
+            if excess <= 0 or not self._evict(con, excess):
+                return
+            _checkpoint_con(con)
+            objects_total = _total(con)
+            used, _ = self._estimate(objects_total)
+            if used <= self.budget:
+                return
 
-    def _objects_bytes(self, dkey: Any) -> int:
-        if not isinstance(dkey, str):
-            return 0
-        total = 0
-        with contextlib.suppress(OSError), os.scandir(self.objects_dir) as it:
-            for item in it:
-                if item.name.startswith(dkey):
-                    total += item.stat().st_size
-        return total
+    def _evict(self, con: Any, excess: int) -> bool:
+        """Remove the least recently stored rows holding at least ``excess`` bytes, and their
+        objects (by the names in the rows). False if there was nothing to remove."""
+        victims: list[tuple[int, Any, Any, Any]] = []
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            freed = 0
+            rows = con.execute(
+                "SELECT rowid, key, length(value), size, tag, substr(value, 4, 1) FROM Cache"
+                " ORDER BY store_time"
+            )
+            for rowid, dkey, length, size, tag, flags in rows:
+                victims.append((rowid, dkey, tag, flags))
+                freed += (length or 0) + (size or 0) + 100  # a row's own overhead, roughly
+                if freed >= excess:
+                    break
+            rows.close()
+            for start in range(0, len(victims), 500):
+                batch = [v[0] for v in victims[start : start + 500]]
+                marks = ",".join("?" * len(batch))  # placeholders only: no value is formatted in
+                con.execute(f"DELETE FROM Cache WHERE rowid IN ({marks})", batch)  # noqa: S608
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                con.execute("ROLLBACK")
+            raise
+        for _, dkey, tag, flags in victims:
+            if _valid_name(tag):
+                self.objects.remove(tag)
+            elif type(flags) is bytes and flags and flags[0] & FLAG_FILE and type(dkey) is str:
+                self.objects.remove_prefix(dkey)  # a file row of an older version: no tag
+        self.evictions += len(victims)
+        return bool(victims)
+
+    def _reconcile(self, con: Any) -> None:
+        """Walk the tree once: what the running total does not know becomes ``_untracked``;
+        orphaned objects found are swept."""
+        self._reconciled_at = self._writes
+        walked, files = _tree_bytes(self.root)
+        self._reconcile_at = self._writes + max(_RECONCILE_MIN, 4 * files)
+        self._untracked = 0
+        tracked, _ = self._estimate(_total(con))
+        untracked = max(0, walked - tracked)
+        if untracked:
+            tags = {row[0] for row in con.execute("SELECT tag FROM Cache WHERE tag IS NOT NULL")}
+            untracked -= self.objects.sweep(lambda name: name in tags or self._named(con, name))
+        self._untracked = max(0, untracked)
+
+    @staticmethod
+    def _named(con: Any, name: str) -> bool:
+        """True if the row of the object's key refers to ``name`` (or cannot be read)."""
+        try:
+            row = con.execute(
+                "SELECT value FROM Cache WHERE key = ? AND raw = 1", (name.split("-", 1)[0],)
+            ).fetchone()
+        except Exception:  # cannot tell: keep it
+            return True
+        return row is not None and type(row[0]) is bytes and name.encode() in row[0]
 
     @staticmethod
     def _checkpoint(cache: Any) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            cache._sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        _checkpoint_con(cache._con)
 
     def _sweep(self, cache: Any) -> None:
         """Remove temp files whose writer is gone and objects no row of ``cache`` refers to."""
-        with contextlib.suppress(OSError), os.scandir(self.tmp_dir) as it:
-            for item in it:
-                _remove_if_unlocked(item.path)
-        now = time.time()
-        with contextlib.suppress(OSError), os.scandir(self.objects_dir) as it:
-            for item in it:
-                with contextlib.suppress(OSError):
-                    old = now - item.stat().st_mtime > _ORPHAN_AGE
-                    if old and not self._referenced(cache, item.name):
-                        os.remove(item.path)
+        try:
+            tags = {row[0] for row in cache._sql("SELECT tag FROM Cache WHERE tag IS NOT NULL")}
+        except Exception:  # then every name is looked up
+            tags = set()
+        self.objects.sweep(lambda name: name in tags or self._referenced(cache, name))
 
     @staticmethod
     def _referenced(cache: Any, name: str) -> bool:
@@ -627,40 +956,28 @@ class DiskTier:
         return data is not None and name.encode() in data
 
 
-def file_payload(path: str) -> bytes:
-    """The stored form of an object file: its name, size and modification time (ns)."""
-    info = os.stat(path)
-    return _serial.dumps([os.path.basename(path), info.st_size, info.st_mtime_ns], _serial.SAFE)
+def _total(con: Any) -> int:
+    row = con.execute(_TOTAL).fetchone()
+    return int(row[0]) if row and row[0] else 0
 
 
-def payload_name(data: bytes) -> str | None:
-    """The object name held by a file envelope's payload (or by the raw bytes), if any."""
-    with contextlib.suppress(ValueError):
-        value = _serial.loads(data, _serial.SAFE)
-        if type(value) is list and value and type(value[0]) is str:
-            return value[0]
-    return None
+def _checkpoint_con(con: Any) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
-def _remove_if_unlocked(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno not in (errno.EAGAIN, errno.EACCES):
-            raise
-        return  # a live writer holds it
-    finally:
-        os.close(fd)
-    with contextlib.suppress(OSError):
-        os.remove(path)
+def _tree_bytes(root: str) -> tuple[int, int]:
+    """(bytes, files) under ``root``, the directories' own sizes included."""
+    total = 0
+    files = 0
+    stack = [root]
+    while stack:
+        with contextlib.suppress(FileNotFoundError), os.scandir(stack.pop()) as it:
+            for item in it:
+                with contextlib.suppress(FileNotFoundError):
+                    if item.is_dir(follow_symlinks=False):
+                        stack.append(item.path)
+                    else:
+                        files += 1
+                    total += item.stat(follow_symlinks=False).st_size
+    return total + os.lstat(root).st_size, files

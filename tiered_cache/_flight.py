@@ -1,24 +1,37 @@
 """Single-flight: at most one load per key, across threads and across processes.
 
 Two locks, taken in order: a per-key ``threading.Lock`` (created on demand, dropped when no
-thread holds or waits for it), then, for entries that go to disk, an ``flock`` on one of 64
-lock stripes under the cache directory (``filelock`` where there is no ``fcntl``). Every wait
-is bounded: by the caller's timeout and, where a Lambda deadline is known (see
-:func:`deadline_scope`), by the time left before it. A waiter that runs out of time goes on
-without the lock and loads by itself: correctness never depends on a lock,
-only the number of origin calls does.
+thread holds or waits for it), then, for entries that go to disk, one of 64 lock stripes under
+the cache directory (``filelock`` where there is no ``fcntl``). Every wait is bounded: by the
+caller's timeout and, where a Lambda deadline is known (see :func:`deadline_scope`), by the
+time left before it. A waiter that runs out of time goes on without the lock and loads by
+itself: correctness never depends on a lock, only the number of origin calls does.
+
+A stripe is held by one thread of one process at a time: a ``threading.Lock`` per stripe path
+orders the threads of this process, and a POSIX record lock (``lockf``) on the stripe file
+orders the processes. The kernel drops a record lock when its process dies (even by ``kill
+-9``), and a forked child never inherits one: a ``flock`` would belong to the open file
+description, which a child shares, so a child would keep a stripe its parent took for as long
+as it kept the inherited descriptor.
+
+Fork safety: in a child, :class:`Flight` gets fresh locks and the stripe table starts empty;
+the child's copies of the parent's stripe descriptors are closed and marked closed, so the
+``finally`` of a stripe block the forking thread was in cannot close an unrelated descriptor.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import hashlib
 import os
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Final
+
+from . import _fork
 
 try:
     import fcntl
@@ -68,12 +81,19 @@ def bounded_wait(timeout: float) -> float:
 
 
 class Flight:
-    """Per-key thread locks, created on demand and dropped when unused. Thread-safe."""
+    """Per-key thread locks, created on demand and dropped when unused. Thread-safe; a forked
+    child starts with fresh locks (a lock held by another thread of the parent would stay held
+    forever in the child)."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._locks: dict[str, list[Any]] = {}  # key -> [lock, users, last failure]
         self.timeouts = 0
+        _fork.after_fork_in_child(self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._guard = threading.Lock()
+        self._locks = {}
 
     def failed(self, key: str) -> None:
         """Record that a load of ``key`` just failed, for the threads waiting on its lock."""
@@ -105,7 +125,7 @@ class Flight:
                 lock.release()
             with self._guard:
                 slot[1] -= 1
-                if slot[1] == 0:
+                if slot[1] == 0 and self._locks.get(key) is slot:  # (not after a fork)
                     del self._locks[key]
 
 
@@ -115,14 +135,63 @@ def stripe_path(locks_dir: str, key: str) -> str:
     return os.path.join(locks_dir, f"{stripe % STRIPES:02d}.lock")
 
 
+class _Stripe:
+    """One stripe file as this process uses it: its thread lock, users and open descriptor."""
+
+    __slots__ = ("fd", "lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.fd = -1  # open while a thread of this process holds (or is taking) the stripe
+
+
+class _Stripes:
+    """This process's stripes by path (entries dropped when unused). Thread-safe."""
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.table: dict[str, _Stripe] = {}
+
+    def enter(self, path: str) -> _Stripe:
+        with self.guard:
+            stripe = self.table.get(path)
+            if stripe is None:
+                stripe = self.table[path] = _Stripe()
+            stripe.users += 1
+        return stripe
+
+    def leave(self, path: str, stripe: _Stripe) -> None:
+        with self.guard:
+            stripe.users -= 1
+            if stripe.users == 0 and self.table.get(path) is stripe:
+                del self.table[path]
+
+    def after_fork(self) -> None:
+        """In a child: forget the parent's stripes; close the child's copies of their files."""
+        old = self.table
+        self.guard = threading.Lock()
+        self.table = {}
+        for stripe in old.values():
+            fd, stripe.fd = stripe.fd, -1  # marked first: the holder's finally skips it
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+_stripes = _Stripes()
+_fork.after_fork_in_child(_stripes.after_fork)
+
+
 @contextlib.contextmanager
 def file_lock(locks_dir: str, key: str, timeout: float) -> Iterator[bool]:
-    """Hold the cross-process lock stripe of ``key``; yields False on timeout or any error.
+    """Hold the lock stripe of ``key`` across threads and processes; yields False on timeout or
+    any error.
 
     A lock file that cannot be made or locked (full or read-only disk) counts as not acquired:
-    the caller goes on and loads, as it would after a timeout. On POSIX this is ``flock`` on
-    the stripe file (the kernel drops it when a holder dies, even by ``kill -9``); elsewhere
-    it is ``filelock.FileLock``. ``flock`` is used directly because importing filelock costs
+    the caller goes on and loads, as it would after a timeout. On POSIX this is a thread lock
+    plus ``lockf`` on the stripe file (see the module docstring); elsewhere it is
+    ``filelock.FileLock``. ``fcntl`` is used directly because importing filelock costs
     20-60 ms, paid by the first miss of every cold start.
     """
     path = stripe_path(locks_dir, key)
@@ -130,31 +199,42 @@ def file_lock(locks_dir: str, key: str, timeout: float) -> Iterator[bool]:
         with _portable_lock(path, timeout) as acquired:
             yield acquired
         return
+    deadline = time.monotonic() + timeout
+    table = _stripes
+    stripe = table.enter(path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        yield False
-        return
-    try:
-        acquired = _flock(fd, timeout)
-        yield acquired
+        lock = stripe.lock
+        if not (lock.acquire(timeout=timeout) if timeout > 0 else lock.acquire(False)):
+            yield False
+            return
+        try:
+            try:
+                stripe.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                yield False
+                return
+            yield _lockf(stripe.fd, max(0.0, deadline - time.monotonic()))
+        finally:
+            fd, stripe.fd = stripe.fd, -1  # -1 already if a fork's child hook closed it
+            if fd >= 0:
+                os.close(fd)  # closing the descriptor releases the record lock
+            lock.release()
     finally:
-        os.close(fd)  # closing the descriptor releases the flock
+        table.leave(path, stripe)
 
 
-def _flock(fd: int, timeout: float) -> bool:
-    """Take an exclusive flock on ``fd`` within ``timeout`` seconds, polling with backoff."""
+def _lockf(fd: int, timeout: float) -> bool:
+    """Take an exclusive record lock on ``fd`` within ``timeout`` seconds, polling with backoff."""
     assert fcntl is not None
     deadline = time.monotonic() + timeout
     pause = 0.001
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
-        except BlockingIOError:
-            pass
-        except OSError:
-            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                return False
         left = deadline - time.monotonic()
         if left <= 0:
             return False
