@@ -31,7 +31,7 @@ TIME_HANDLING = {
     "tiered-core-nojitter": "TieredCache(clock=clock, jitter=0): injected",
     "tiered-aws": (
         "the helpers use tiered_cache.default_cache(); the harness installs a "
-        "TieredCache(clock=clock) as that default (tiered_cache._config._set_default)"
+        "TieredCache(clock=clock) as that default (tiered_cache.set_default_cache)"
     ),
 }
 
@@ -273,13 +273,14 @@ def build_tiered_aws(names: dict[str, str], ttl: float, directory: str, clock: A
     if missing:
         p.note = missing
         return p
-    import tiered_cache._config as config
     from tiered_cache import s3, secrets_manager, ssm
 
     if clock is not None or "TIERED_CACHE_DIR" not in os.environ:
         from tiered_cache import TieredCache
 
-        config._set_default(
+        import tiered_cache as tiered
+
+        tiered.set_default_cache(
             TieredCache(
                 directory=os.path.join(directory, "tiered"),
                 **({"clock": clock} if clock is not None else {}),

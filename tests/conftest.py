@@ -109,7 +109,7 @@ def _isolated_default_cache(
 def default(make_cache: Callable[..., Any]) -> Any:
     """The default cache the helpers use: a private directory, a fake clock, no jitter."""
     cache = make_cache()
-    _config._set_default(cache)
+    tiered.set_default_cache(cache)
     return cache
 
 

@@ -277,10 +277,10 @@ def test_value_stored_by_another_process_is_read_here(
 
 
 def test_memory_only_loader_result_stays_out_of_the_disk(make_cache: Any) -> None:
-    from tiered_cache._core import MemoryOnly
+    from tiered_cache._tier import MEMORY, Placed
 
     cache = make_cache()
-    assert cache.get_or_load("secret", lambda: MemoryOnly("s3cr3t")) == "s3cr3t"
+    assert cache.get_or_load("secret", lambda: Placed("s3cr3t", MEMORY)) == "s3cr3t"
     assert cache.get_or_load("secret", Loader("again")) == "s3cr3t"
     assert make_cache().get("secret") is None
 

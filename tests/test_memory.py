@@ -1,4 +1,5 @@
-"""Item 6 (memory half): the memory tier is an LRU bounded by items and by bytes."""
+"""The memory tier: bounded by items and by bytes; eviction is CLOCK (LRU's close cousin: an
+entry hit since eviction last looked at it gets a second chance)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,20 @@ def _entry(value: Any = "v", size: int = 10) -> Entry:
     return Entry(value, 0.0, 1.0, 1.0, size=size)
 
 
-def test_item_bound_evicts_least_recently_used() -> None:
+def _hit(tier: MemoryTier, key: str) -> None:
+    """What the one hit rule (``_hit``) does to an entry it serves from memory."""
+    entry = tier.get(key)
+    assert entry is not None
+    entry.hits += 1
+
+
+def test_item_bound_evicts_the_entry_not_hit_since_it_was_last_looked_at() -> None:
     tier = MemoryTier(max_items=3, max_bytes=10**9)
     for key in "abc":
-        tier.set(key, _entry(key))
-    assert tier.get("a") is not None  # a is now the most recent
-    tier.set("d", _entry("d"))
-    assert list(tier.data) == ["c", "a", "d"]
+        tier.put(key, _entry(key))
+    _hit(tier, "a")  # a is now the most recent
+    tier.put("d", _entry("d"))
+    assert list(tier.data) == ["c", "d", "a"]  # b went; a was moved behind the newcomer
     assert tier.get("b") is None
     assert len(tier) == 3
     assert tier.evictions == 1
@@ -31,34 +39,34 @@ def test_byte_bound_evicts_until_under_budget() -> None:
     per = 1000 + _ENTRY_OVERHEAD + 1
     tier = MemoryTier(max_items=100, max_bytes=3 * per)
     for key in "abc":
-        tier.set(key, _entry(size=1000))
+        tier.put(key, _entry(size=1000))
     assert tier.bytes == 3 * per
-    tier.get("a")
-    tier.set("d", _entry(size=1000))
+    _hit(tier, "a")
+    tier.put("d", _entry(size=1000))
     assert set(tier.data) == {"a", "c", "d"}
-    tier.set("e", _entry(size=2000))  # needs two slots
-    assert set(tier.data) == {"d", "e"}
+    tier.put("e", _entry(size=2000))  # needs two slots: c, then d (a had its second chance
+    assert set(tier.data) == {"a", "e"}  # after d was stored, so it is the more recent)
     assert tier.bytes <= tier.max_bytes
     assert tier.evictions == 3
 
 
 def test_entry_larger_than_byte_bound_is_not_kept_and_drops_old_value() -> None:
     tier = MemoryTier(max_items=10, max_bytes=500)
-    tier.set("k", _entry(size=10))
-    tier.set("k", _entry(size=10_000))
+    tier.put("k", _entry(size=10))
+    tier.put("k", _entry(size=10_000))
     assert tier.get("k") is None
     assert tier.bytes == 0
 
 
 def test_replacing_a_key_keeps_byte_count_exact() -> None:
     tier = MemoryTier(max_items=10, max_bytes=10**6)
-    tier.set("k", _entry(size=100))
-    tier.set("k", _entry(size=300))
+    tier.put("k", _entry(size=100))
+    tier.put("k", _entry(size=300))
     assert tier.bytes == 300 + _ENTRY_OVERHEAD + 1
     assert tier.delete("k") is True
     assert tier.delete("k") is False
     assert tier.bytes == 0
-    tier.set("x", _entry())
+    tier.put("x", _entry())
     tier.clear()
     assert len(tier) == 0
     assert tier.bytes == 0
@@ -88,8 +96,10 @@ def test_concurrent_writers_keep_bounds() -> None:
         barrier.wait()
         for i in range(500):
             key = f"{n}-{i}"
-            tier.set(key, _entry(size=100))
-            tier.get(f"{n}-{i - 1}")
+            tier.put(key, _entry(size=100))
+            previous = tier.get(f"{n}-{i - 1}")
+            if previous is not None:
+                previous.hits += 1
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
     for t in threads:

@@ -193,11 +193,8 @@ def test_a_thread_lock_held_forever_bounds_the_wait(make_cache: Any) -> None:
     release = threading.Event()
     holding = threading.Event()
 
-    def hold() -> None:
-        with cache._flight.hold("stuck", 1) as held:
-            assert held
-            holding.set()
-            release.wait(30)
+    def hold() -> None:  # a load of "stuck" holds its thread lock until released
+        cache.get_or_load("stuck", lambda: holding.set() or release.wait(30), persist=False)
 
     holder = threading.Thread(target=hold)
     holder.start()
@@ -219,10 +216,8 @@ def test_a_known_deadline_shortens_the_wait(make_cache: Any) -> None:
     release = threading.Event()
     holding = threading.Event()
 
-    def hold() -> None:
-        with cache._flight.hold("stuck", 1):
-            holding.set()
-            release.wait(30)
+    def hold() -> None:  # a load of "stuck" holds its thread lock until released
+        cache.get_or_load("stuck", lambda: holding.set() or release.wait(30), persist=False)
 
     holder = threading.Thread(target=hold)
     holder.start()

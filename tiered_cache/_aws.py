@@ -34,7 +34,8 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final, TypedDict, TypeVar, cast
 
-from . import _config, _flight
+from . import _config, _flight, _hit
+from ._entry import MISSING
 from .exceptions import (
     ArgumentTypeNotSupportedError,
     NoEntryNameError,
@@ -281,7 +282,7 @@ def max_age_of(max_age_in_seconds: Any, ttl: float | None, owner: str) -> float 
 class Spec:
     """What one validated call asks for: the cache key, how to fetch, and its options.
 
-    ``fetch()`` returns the value (it may return ``MemoryOnly(value)`` for a secret found at
+    ``fetch()`` returns the value (it may return ``Placed(value, MEMORY)`` for a secret found at
     load time); ``fetch_file(dest, version)`` streams an object for ``TieredCache.load_file``.
     """
 
@@ -322,49 +323,94 @@ class Spec:
         self.plan: Plan | None = None
 
 
-#: A spec bound to one cache: everything the hit path reads, as a plain tuple (unpacking a
-#: tuple subclass such as a NamedTuple is several times slower on the hit path):
-#: (key, age: an entry older than this is stale for the call, cache, the memory tier's
-#: dict.get, clock, store_ttl: the ttl the value is stored with (max age 0 stores the
-#: cache's), spec, file: the value is a path that must still exist, age_arg: the
-#: max_age_in_seconds argument it was made for).
-Plan = tuple[
-    str, float, "TieredCache", Callable[[str], Any], Callable[[], float], float, Spec, bool, Any
-]
-#: What a service's get_entry keeps per name for its inline hit: Plan's first five and age_arg.
-#: Kept only while its cache is the default: replacing the default clears every hit table.
-Hit = tuple[str, float, "TieredCache", Callable[[str], Any], Callable[[], float], Any]
+class Plan:
+    """A spec bound to one cache: what the miss path needs, by name.
 
-
-def remember_hit(table: dict[Any, Hit], name: str, plan: Plan) -> None:
-    """Keep ``plan``'s inline-hit tuple under ``name``, if its cache is still the default.
-
-    The check follows the store: a default replaced in between (which clears the tables after
-    it changes ``_config._current``) either is seen here or clears this entry itself.
+    ``age``: an entry older than this is stale for the call; ``store_ttl``: the ttl the value
+    is stored with (a max age of 0 stores the cache's); ``file``: the value is a path that must
+    still exist; ``age_arg``: the ``max_age_in_seconds`` argument it was made for.
     """
-    remember(table, name, (plan[0], plan[1], plan[2], plan[3], plan[4], plan[8]))
-    if plan[2] is not _config._current:
+
+    __slots__ = ("age", "age_arg", "cache", "file", "key", "spec", "store_ttl")
+
+    def __init__(self, spec: Spec, cache: TieredCache) -> None:
+        age = cache.ttl if spec.age is None else spec.age
+        self.key = spec.key
+        self.age = age
+        self.cache = cache
+        self.store_ttl = age if age > 0 else cache.ttl
+        self.spec = spec
+        self.file = spec.fetch_file is not None
+        self.age_arg = spec.age_arg
+
+
+#: What a service's get_entry keeps per name for its generated hit: (key, age, age_arg).
+#: Kept only while its cache is the default: replacing the default clears every hit table.
+Hit = tuple[str, float, Any]
+
+
+def remember_hit(function: Callable[..., Any], table: dict[Any, Hit], name: str, plan: Plan) -> None:
+    """Keep ``plan``'s hit under ``name`` for ``function`` (made by :func:`hit_path`), and bind
+    ``function`` to the plan's cache, if that cache is still the default.
+
+    The check follows the store: a default replaced in between (which clears the tables and
+    unbinds the functions after it changes ``_config._current``) either is seen here or undoes
+    this itself.
+    """
+    remember(table, name, (plan.key, plan.age, plan.age_arg))
+    _hit.rebind(function, **_hit.bound_to(plan.cache))
+    if plan.cache is not _config._current:
         table.pop(name, None)
+        _hit.rebind(function, **_hit.unbound())
+
+
+def hit_path(
+    name: str,
+    params: str,
+    args: str,
+    table: dict[Any, Hit],
+    slow: Callable[..., Any],
+    extra: str = "",
+    file: bool = False,
+    doc: str | None = None,
+) -> Callable[..., Any]:
+    """A service's ``get_entry``, generated from the one hit rule (``_hit``).
+
+    ``params`` is its signature and ``args`` how it passes them to ``slow`` (the validating
+    miss path, which ends with :func:`remember_hit`). The first parameter names the thing asked
+    for; a hit needs it remembered in ``table`` for the same ``max_age_in_seconds``, no other
+    options, and ``extra`` (a condition on the other parameters that must be False).
+    """
+    first = params.split(",", 1)[0].strip()
+    prologue = (
+        f"try:\n    key, age, age_arg = table[{first}]\n"
+        f"except (KeyError, TypeError):\n    return slow({args})\n"
+        f"if options{extra} or (age_arg is not max_age_in_seconds "
+        f"and age_arg != max_age_in_seconds):\n    return slow({args})"
+    )
+    function = _hit.make(
+        name,
+        params,
+        prologue=prologue,
+        age="age",
+        file=file,
+        miss=f"return slow({args})",
+        cells={"table": table, "slow": slow},
+        qualname=name,
+    )
+    function.__module__ = slow.__module__
+    function.__doc__ = doc
+    _config.follow_default(function)
+    return function
 
 
 def plan_for(spec: Spec) -> Plan:
     """``spec`` bound to the current default cache (remade when the default cache changes)."""
     cache = _config.default_cache()
     plan = spec.plan
-    if plan is not None and plan[2] is cache:
+    if plan is not None and plan.cache is cache:
         return plan
-    age = cache.ttl if spec.age is None else spec.age
-    plan = spec.plan = (
-        spec.key,
-        age,
-        cache,
-        cache._mem.get,
-        cache.clock,
-        age if age > 0 else cache.ttl,
-        spec,
-        spec.fetch_file is not None,
-        spec.age_arg,
-    )
+    plan = spec.plan = Plan(spec, cache)
     return plan
 
 
@@ -379,11 +425,10 @@ def memo_table() -> dict[Any, Any]:
 
 
 def _unbind() -> None:
-    """The default cache was replaced: drop every memo and handler binding made for the old."""
+    """The default cache was replaced: drop every memo made for the old one (the generated
+    hit paths are unbound by ``_config`` itself)."""
     for table in _memos:
         table.clear()
-    for binding in list(_bindings):
-        binding.hit = None
 
 
 def remember(table: dict[Any, Any], key: Any, value: Any) -> None:
@@ -414,20 +459,25 @@ def resolve(table: dict[Any, Spec], memo_key: Any, build: Callable[..., Spec], *
     return plan_for(spec)
 
 
+# The one hit rule over a plan's cache, for the paths that have no generated function of their
+# own (lists of names, paths): the same template, with the cache passed in.
+_lookup = _hit.make(
+    "lookup", "cache, mem_get, clock, key, age", age="age", miss="return MISSING",
+    namespace={"MISSING": MISSING},
+)
+_lookup_file = _hit.make(
+    "lookup_file", "cache, mem_get, clock, key, age", age="age", file=True,
+    miss="return MISSING", namespace={"MISSING": MISSING},
+)
+
+
 def value_of(plan: Plan) -> Any:
     """The value for ``plan``: from memory when fresh, else through :func:`load`."""
-    key, age, cache, mem_get, clock, _, _, file, _ = plan
-    entry = mem_get(key)
-    if entry is not None:
-        now = clock()
-        if (
-            entry.stored_at <= now < entry.expires_at
-            and now - entry.stored_at < age
-            and (not file or os.path.exists(entry.value))
-        ):
-            cache.memory_hits += 1
-            return entry.value
-    return load(plan)
+    cache = plan.cache
+    value = (_lookup_file if plan.file else _lookup)(
+        cache, cache._mem.get, cache.clock, plan.key, plan.age
+    )
+    return load(plan) if value is MISSING else value
 
 
 # -- the miss path --------------------------------------------------------------------------------
@@ -443,7 +493,8 @@ def load(plan: Plan) -> Any:
     A ``NotFoundError`` is remembered for ``min(NEGATIVE_TTL, age)`` seconds: asking again
     within that time raises it again without calling the origin.
     """
-    key, age, cache, _, clock, store_ttl, spec, _, _ = plan
+    key, age, cache, store_ttl, spec = plan.key, plan.age, plan.cache, plan.store_ttl, plan.spec
+    clock = cache.clock
     known = _missing.get(cache)
     if known is not None:
         found = known.get(key)
@@ -470,82 +521,59 @@ def load(plan: Plan) -> Any:
 
 # -- the handler decorator ------------------------------------------------------------------------
 
+# The generated handler: ``_hit.make`` writes the hit block between this prologue and epilogue.
+_HANDLER_PROLOGUE: Final = """\
+previous = current[0]
+current[0] = context  # the deadline, read only if a wait happens
+try:"""
+_HANDLER_EPILOGUE: Final = """\
+    try:
+        setattr(context, attr, value)
+    except (AttributeError, TypeError) as exc:
+        raise TypeError(no_context(func, attr, context)) from exc
+    return func(event, context)
+finally:
+    current[0] = previous"""
 
-class _Binding:
-    """A decorated handler's hit tuple for the current default cache (None: bind on next call):
-    (key, age, cache, the memory dict's get, clock, context attribute, file, plan)."""
 
-    __slots__ = ("__weakref__", "hit")
-
-    def __init__(self) -> None:
-        self.hit: tuple[Any, ...] | None = None
-
-
-# Every live binding, so that replacing the default cache can unbind them (see _unbind).
-_bindings: weakref.WeakSet[_Binding] = weakref.WeakSet()
-
-
-def handler_decorator(make_spec: Callable[[], Spec]) -> Callable[[F], F]:
+def handler_decorator(make_spec: Callable[[], Spec], file: bool = False) -> Callable[[F], F]:
     """A decorator for ``handler(event, context)`` setting ``context.<entry name>``.
 
     ``make_spec`` validates the decorator's arguments; it runs when the handler is first
     called (and again on every call while it raises), never at decoration, so importing a
-    handler module cannot fail.
+    handler module cannot fail. ``file``: the value is a path that must still exist (S3).
+    The wrapper's hit path is generated from the one rule; its miss binds it (key, age,
+    attribute and cache, in its closure cells) to the current default cache.
     """
 
     def decorator(func: F) -> F:
-        binding = _Binding()
-        _bindings.add(binding)
-        current = _flight.handler_context
-
-        def bind() -> tuple[Any, ...]:
+        def miss(context: Any) -> Any:
             plan = plan_for(make_spec())
-            hit = binding.hit = (*plan[:5], plan[6].attr, plan[7], plan)
-            if plan[2] is not _config._current:  # replaced meanwhile (see remember_hit)
-                binding.hit = None
-            return hit
+            if context is None:  # refused before the origin is asked
+                raise TypeError(_no_context(func, plan.spec.attr, context))
+            _hit.rebind(wrapper, key=plan.key, age=plan.age, attr=plan.spec.attr)
+            _hit.rebind(wrapper, **_hit.bound_to(plan.cache))
+            if plan.cache is not _config._current:  # replaced meanwhile (see remember_hit)
+                _hit.rebind(wrapper, **_hit.unbound())
+            return load(plan)
 
-        # The hit path is inlined on purpose; it must stay in step with TieredCache._fresh.
-        @functools.wraps(func)
-        def wrapper(event: Any, context: Any) -> Any:
-            key, age, cache, mem_get, clock, attr, file, plan = binding.hit or bind()
-            previous = current[0]
-            current[0] = context  # the deadline, read only if a wait happens
-            try:
-                entry = mem_get(key)
-                if entry is not None:
-                    now = clock()
-                    stored_at = entry.stored_at
-                    if (
-                        stored_at <= now
-                        and now < entry.expires_at
-                        and now - stored_at < age
-                        and (not file or os.path.exists(entry.value))
-                    ):
-                        cache.memory_hits += 1
-                        value = entry.value
-                    else:
-                        value = _load_for(plan, func, context)
-                else:
-                    value = _load_for(plan, func, context)
-                try:
-                    setattr(context, attr, value)
-                except (AttributeError, TypeError) as exc:
-                    raise TypeError(_no_context(func, attr, context)) from exc
-                return func(event, context)
-            finally:
-                current[0] = previous
-
-        return wrapper  # type: ignore[return-value]
+        wrapper = _hit.make(
+            "handler",
+            "event, context",
+            prologue=_HANDLER_PROLOGUE,
+            depth=1,
+            age="age",
+            file=file,
+            hit="value = entry.value",
+            miss="else:\n    value = miss(context)",
+            epilogue=_HANDLER_EPILOGUE,
+            cells={"key": "", "age": 0.0, "attr": "", "miss": miss, "func": func},
+            namespace={"current": _flight.handler_context, "no_context": _no_context},
+        )
+        _config.follow_default(wrapper)
+        return functools.wraps(func)(wrapper)  # type: ignore[return-value]
 
     return decorator
-
-
-def _load_for(plan: Plan, func: Callable[..., Any], context: Any) -> Any:
-    """A handler's miss: refuse a ``None`` context before calling the origin."""
-    if context is None:
-        raise TypeError(_no_context(func, plan[6].attr, context))
-    return load(plan)
 
 
 def _no_context(func: Callable[..., Any], attr: str, context: Any) -> str:

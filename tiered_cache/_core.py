@@ -1,12 +1,17 @@
-"""TieredCache: memory, then disk, then the loader; TTL with jitter, stale-if-error, stats.
+"""TieredCache: walks the tiers in order, and owns time, promotion, placement and single-flight.
 
-This module is the only one that knows about time. Tiers store envelopes (``Entry``); here an
-entry is *fresh* for a caller when::
+The tiers (``_tier``: memory, then disk, then an optional shared tier) are dumb stores of
+envelopes; this module is the only one that knows time. Freshness is the one rule of ``_hit``
+(the hit paths of ``get`` and ``get_or_load`` are generated from it, per cache). On a miss the
+core reads each lower tier in turn and promotes a fresh entry upward with its remaining
+lifetime, never a new one; then it takes each tier's own single-flight lock in turn (thread
+lock, file-lock stripe, fleet lock) within one wait budget, re-checking after each, and calls
+the loader.
 
-    entry.stored_at <= now < entry.expires_at            (stored expiry, jittered TTL)
-    and now - entry.stored_at < max_age                   (the caller's own bound, if given)
-
-An entry stamped in the future (the clock stepped back) is not fresh.
+No write goes back in time: a load's value is stamped with the time the load started, and its
+write is guarded (``Guard``): it never replaces an entry that a ``set``, another load or a
+``delete`` (a tombstone) wrote after the load began. That later entry stands, and the load
+returns it.
 """
 
 from __future__ import annotations
@@ -19,19 +24,20 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overload
 
-from . import _serial
+from . import _hit, _serial
 from ._disk import DiskTier, file_payload
-from ._entry import FLAG_PICKLE, Entry
-from ._flight import Flight, bounded_wait, file_lock
+from ._entry import FLAG_PICKLE, Entry, Guard, tombstone
+from ._flight import bounded_wait
 from ._log import log
 from ._memory import MemoryTier, approximate_size
+from ._tier import DISK, EVERYWHERE, LOCAL, MEMORY, SHARED, Placed, Tier, placement
 from .exceptions import TieredCacheError
 
 if TYPE_CHECKING:
     from ._decorator import CachedFunction
     from ._shared import SharedTier
 
-__all__ = ["NOT_MODIFIED", "MemoryOnly", "TieredCache", "Unshared"]
+__all__ = ["NOT_MODIFIED", "TieredCache"]
 
 
 T = TypeVar("T")
@@ -41,35 +47,13 @@ R = TypeVar("R")
 #: Returned by a file fetcher when the origin says the stored version is still current.
 NOT_MODIFIED: Final = "tiered-cache:not-modified"
 
-
-class MemoryOnly:
-    """Returned by a loader to keep its value out of the disk and shared tiers.
-
-    For values found to be secret only once loaded (an SSM SecureString): the cache stores
-    ``value`` in memory alone and the caller gets ``value``, as if ``persist=False`` was passed.
-    """
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-class Unshared(MemoryOnly):
-    """Returned by a loader to keep its value out of the shared tier only.
-
-    For a secret the caller chose to persist on this machine's disk (an SSM SecureString with
-    ``persist=True``) but did not opt in to share with the fleet.
-    """
-
-    __slots__ = ()
-
-
 _INF: Final = float("inf")
+_fresh = _hit.fresh
 
 
 class TieredCache:
-    """A two-tier cache: this process's memory in front of a diskcache store on local disk.
+    """A tiered cache: this process's memory in front of a diskcache store on local disk, and
+    optionally a shared tier (Redis/Valkey) for the fleet.
 
     Thread-safe and process-safe. Reads never call an origin; ``get_or_load`` and the
     decorators call it at most once per key at a time across threads, and across processes
@@ -106,24 +90,48 @@ class TieredCache:
         self.lock_timeout = float(lock_timeout)
         self._clock = clock
         self._memory = MemoryTier(memory_items, memory_bytes)
-        self._mem = self._memory.data  # the hit path's dict, read without a lock
+        self._mem = self._memory.data  # the hit paths' dict, read without a lock
         self._disk: DiskTier | None = DiskTier(directory, disk_bytes, serializer) if disk else None
         if isinstance(shared, str):  # a redis:// or rediss:// URL; redis loads on first use
             from ._shared import SharedTier
 
             shared = SharedTier(shared, clock=clock)
         self._shared = shared  # the optional third tier (Redis/Valkey), or None
-        self._flight = Flight()
+        #: The tiers below memory, in reading order, each with its placement bit.
+        self._lower: tuple[tuple[Tier, int], ...] = tuple(
+            (tier, bit)
+            for tier, bit in ((self._disk, DISK), (self._shared, SHARED))
+            if tier is not None
+        )
         self._not_before = -_INF  # entries stored earlier count as expired (SnapStart)
         self._random = random.random
-        self.memory_hits = 0
         self.disk_hits = 0
+        self.shared_hits = 0
         self.misses = 0
         self.loads = 0
         self.load_errors = 0
         self.stale_served = 0
-        self.shared_hits = 0
         self._outages: set[str] = set()  # keys whose stale value is standing in (logged once)
+        self._unstorable: set[str] = set()  # keys kept in memory only: warned once each
+        # This cache's hit paths, generated from the one rule and bound to it (instance
+        # attributes, so a call is a plain function call: no bound method is made per hit).
+        cells = {**_hit.bound_to(self), "_INF": _INF}
+        self.__dict__["get"] = _hit.make(
+            "get",
+            "key, default=None, ttl=None",
+            age="(_INF if ttl is None else ttl)",
+            miss="return cache._get_lower(key, default, ttl)",
+            cells=cells,
+            qualname="TieredCache.get",
+        )
+        self.__dict__["get_or_load"] = _hit.make(
+            "get_or_load",
+            "key, loader, ttl=None, stale_if_error=None, persist=True",
+            age="(_INF if ttl is None else ttl)",
+            miss="return cache.load(key, loader, ttl, stale_if_error, persist)",
+            cells=cells,
+            qualname="TieredCache.get_or_load",
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -138,66 +146,90 @@ class TieredCache:
         return self._disk.root if self._disk is not None else None
 
     def get(self, key: str, default: Any = None, ttl: float | None = None) -> Any:
-        """A fresh value for ``key`` from memory or disk, else ``default``; never loads.
+        """A fresh value for ``key`` from any tier, else ``default``; never loads.
 
         With ``ttl``, an entry older than ``ttl`` seconds is also not fresh for this call.
+        A hit in a lower tier is promoted to memory with its remaining lifetime.
+        (The instance's own generated hit path answers; this is its documentation.)
         """
-        entry = self._mem.get(key)
-        if entry is not None:
-            now = self._clock()
-            if entry.stored_at <= now < entry.expires_at and (
-                ttl is None or now - entry.stored_at < ttl
-            ):
-                self.memory_hits += 1
-                try:
-                    self._mem.move_to_end(key)
-                except KeyError:
-                    pass
-                return entry.value
-        entry = self._from_disk(key, _INF if ttl is None else ttl, self._clock())
-        if entry is None and self._shared is not None:  # fills memory only: persist unknown
-            entry = self._from_shared(key, _INF if ttl is None else ttl, self._clock(), None, False)
+        return self.__dict__["get"](key, default, ttl)
+
+    def _get_lower(self, key: str, default: Any, ttl: float | None) -> Any:
+        _check_key(key)
+        age = _INF if ttl is None else _check_seconds("ttl", ttl)
+        # A shared hit fills memory only: where this key's values may go is not known here.
+        entry = self._current(key, age, -_INF, EVERYWHERE, MEMORY)
         return default if entry is None else entry.value
 
-    def _fresh(
-        self, entry: Entry | None, now: float, max_age: float, seen: Entry | None = None
-    ) -> bool:
-        """Fresh for this caller; with ``seen`` (a refresh), also newer than what it saw."""
-        return (
-            entry is not None
-            and self._not_before <= entry.stored_at <= now < entry.expires_at
-            and now - entry.stored_at < max_age
-            and (seen is None or _differs(entry, seen))
-        )
-
-    def _from_disk(
-        self, key: str, max_age: float, now: float, seen: Entry | None = None
+    def _current(
+        self,
+        key: str,
+        age: float,
+        since: float,
+        where: int,
+        promote: int | None = None,
+        seen: Identity | None = None,
     ) -> Entry | None:
-        """A fresh entry from disk, promoted to memory with its remaining lifetime."""
-        if self._disk is None:
-            return None
-        entry = self._disk.get(key)
-        if entry is not None and self._fresh(entry, now, max_age, seen):
-            self.disk_hits += 1
-            self._memory.set(key, entry)
+        """A fresh entry from the first tier in ``where`` that has one, promoted into the tiers
+        above it within ``promote`` (default: ``where``). A refresh passes ``since`` (its start)
+        and ``seen`` (what it found then): only an entry another load started since wrote is
+        taken for its own."""
+        now = self._clock()
+        not_before = self._not_before
+        entry = self._memory.get(key)
+        if _fresh(entry, now, age, not_before) and _new(entry, since, seen):  # type: ignore[arg-type]
+            entry.hits += 1  # type: ignore[union-attr]
             return entry
+        for tier, bit in self._lower:
+            if not where & bit or not tier.available:
+                continue
+            entry = tier.get(key)
+            if _fresh(entry, now, age, not_before) and _new(entry, since, seen):  # type: ignore[arg-type]
+                self._promote(key, entry, bit, where if promote is None else promote, now)  # type: ignore[arg-type]
+                return entry
         return None
 
-    def _from_shared(
-        self, key: str, max_age: float, now: float, seen: Entry | None, persist: bool
-    ) -> Entry | None:
-        """A fresh entry from the shared tier, filling memory (and, with ``persist``, disk).
+    @property
+    def memory_hits(self) -> int:
+        """Memory hits since this cache was made (also in :meth:`stats`)."""
+        return self._memory.stats()["memory_hits"]
 
-        The lower tiers get the same entry times: its remaining lifetime, never a new one.
+    def _promote(self, key: str, entry: Entry, found: int, into: int, now: float) -> None:
+        """Copy a lower tier's fresh entry into the tiers above it, with its remaining lifetime.
+
+        Guarded by the entry's own stamp: it never replaces a newer entry (or tombstone) there.
         """
-        found = self._shared.get(key) if self._shared is not None else None
-        if found is None or not self._fresh(found[0], now, max_age, seen):
+        if found == DISK:
+            self.disk_hits += 1
+        else:
+            self.shared_hits += 1
+        lifetime = entry.stale_until - now
+        guard = Guard(entry.stored_at, None)
+        if found == SHARED and into & DISK and self._disk is not None:
+            payload = _serial.dumps(entry.value, _serial.SAFE)  # it came from safe bytes
+            self._disk.put(key, entry, payload, lifetime, guard)
+        self._memory.put(key, entry, None, lifetime, guard)
+
+    def _latest(self, key: str, where: int) -> Entry | None:
+        """The entry that stands for ``key`` (fresh or not, tombstones included) in the first
+        local tier in ``where`` that has one: what a load about to start has seen."""
+        entry = self._memory.get(key)
+        if entry is None and where & DISK and self._disk is not None:
+            entry = self._disk.get(key)
+        return entry
+
+    def _stale(self, key: str, where: int) -> Entry | None:
+        """The entry for ``key`` in the first tier in ``where`` that has one, fresh or not;
+        None when that is a tombstone (a deleted key has no stale value)."""
+        entry = self._memory.get(key)
+        if entry is None:
+            for tier, bit in self._lower:
+                if where & bit and tier.available:
+                    entry = tier.get(key)
+                    if entry is not None:
+                        break
+        if entry is None or entry.is_tombstone:
             return None
-        entry, payload = found
-        self.shared_hits += 1
-        self._memory.set(key, entry)
-        if persist and self._disk is not None:
-            self._disk.set(key, entry, payload, 0)  # a safe payload: readable by any serializer
         return entry
 
     # -- writing ----------------------------------------------------------------------------
@@ -221,19 +253,49 @@ class TieredCache:
         expires = now + lifetime
         return Entry(value, now, expires, expires + stale_if_error, version)
 
-    def _store(self, key: str, entry: Entry, persist: bool, share: bool = False) -> None:
+    def _store(self, key: str, entry: Entry, where: int, guard: Guard | None) -> Entry:
+        """Write ``entry`` to every tier in ``where``; returns the entry that stands.
+
+        Without a guard (``set``) a value the serializer cannot store raises ``TypeError``
+        before anything is written. With one (a load), it is kept in memory only, with one
+        warning per key. A guarded write refused by a newer entry leaves that entry standing
+        everywhere and returns it. The disk is written first: it is what other processes see.
+        """
         payload = None
-        if persist and self._disk is not None:
-            payload = _serial.dumps(entry.value, self.serializer)  # TypeError: not stored
-            entry.size = len(payload)
-        else:
-            entry.size = approximate_size(entry.value)
-        self._memory.set(key, entry)
-        if payload is not None and self._disk is not None:
-            flags = FLAG_PICKLE if self.serializer == _serial.PICKLE else 0
-            self._disk.set(key, entry, payload, flags)
-        if share and self._shared is not None:
+        if where & (DISK | SHARED) and self._lower:
+            try:
+                payload = _serial.dumps(entry.value, self.serializer)
+            except TypeError as exc:
+                if guard is None:
+                    raise
+                self._warn_unstorable(key, exc)
+                where = MEMORY
+        entry.size = len(payload) if payload is not None else approximate_size(entry.value)
+        lifetime = entry.stale_until - self._clock()
+        disk = self._disk
+        if payload is not None and where & DISK and disk is not None:
+            entry.flags = FLAG_PICKLE if self.serializer == _serial.PICKLE else 0
+            standing = disk.put(key, entry, payload, lifetime, guard)
+            if standing is not None:  # a newer entry from another process stands
+                self._memory.put(key, standing, None, lifetime, Guard(standing.stored_at, None))
+                return standing
+        standing = self._memory.put(key, entry, None, lifetime, guard)
+        if standing is not None:
+            return standing
+        if where & SHARED and self._shared is not None:
             self._share(key, entry, payload if self.serializer == _serial.SAFE else None)
+        return entry
+
+    def _warn_unstorable(self, key: str, exc: TypeError) -> None:
+        (log.debug if key in self._unstorable else log.warning)(
+            "tiered-cache: the value loaded for %r is kept in this process's memory only, for "
+            "its TTL: %s To store it on disk set TIERED_CACHE_SERIALIZER=pickle (or "
+            "serializer='pickle'); to keep it in memory without this warning pass "
+            "persist=False.",
+            key,
+            exc,
+        )
+        self._unstorable.add(key)
 
     def _share(self, key: str, entry: Entry, payload: bytes | None) -> None:
         """Write to the shared tier (safe serializer only) until the entry's ``stale_until``."""
@@ -244,7 +306,7 @@ class TieredCache:
                 log.debug("tiered-cache: %r not shared: the safe serializer cannot store it", key)
                 return
         if self._shared is not None:
-            self._shared.set(key, entry, payload, entry.stale_until - self._clock())
+            self._shared.put(key, entry, payload, entry.stale_until - self._clock())
 
     def set(self, key: str, value: Any, ttl: float | None = None, persist: bool = True) -> None:
         """Store ``value`` in memory and (with ``persist``) on disk and shared, for ``ttl`` s.
@@ -252,25 +314,29 @@ class TieredCache:
         Raises ``TypeError`` for a value the safe serializer cannot store when it would go to
         disk; nothing is stored then.
         """
+        _check_key(key)
         ttl = self.ttl if ttl is None else _check_seconds("ttl", ttl)
-        self._store(key, self._new_entry(value, ttl, self.stale_if_error), persist, persist)
+        entry = self._new_entry(value, ttl, self.stale_if_error)
+        self._store(key, entry, placement(persist), None)
 
     def delete(self, key: str) -> bool:
-        """Drop ``key`` from every tier; True if any tier held it."""
-        found = self._memory.delete(key)
-        if self._disk is not None:
-            found = self._disk.delete(key) or found
-        if self._shared is not None:
-            found = self._shared.delete(key) or found
+        """Drop ``key`` from every tier; True if any tier held it.
+
+        The memory and disk tiers keep a tombstone in its place: a load that started before the
+        delete returns its value but does not store it.
+        """
+        _check_key(key)
+        mark = tombstone(self._clock())
+        found = self._memory.delete(key, mark)
+        for tier, _ in self._lower:
+            found = tier.delete(key, mark) or found
         return found
 
     def clear(self) -> None:
         """Drop every entry from every tier (other processes' memory tiers excepted)."""
         self._memory.clear()
-        if self._disk is not None:
-            self._disk.clear()
-        if self._shared is not None:
-            self._shared.clear()
+        for tier, _ in self._lower:
+            tier.clear()
 
     def expire_all(self) -> None:
         """Make every entry stored until now count as expired, in every tier.
@@ -290,29 +356,17 @@ class TieredCache:
         stale_if_error: float | None = None,
         persist: bool = True,
     ) -> T:
-        """A fresh value for ``key``, or ``loader()``'s result, stored in both tiers.
+        """A fresh value for ``key``, or ``loader()``'s result, stored in every tier.
 
         ``ttl`` also bounds the age of an entry another call site stored. The loader runs
         at most once per key at a time (threads, and processes when ``persist``). If it
         raises and an expired value is within ``stale_if_error`` seconds of its expiry, that
-        value is returned; otherwise the loader's exception propagates unchanged.
+        value is returned; otherwise the loader's exception propagates unchanged. A value the
+        serializer cannot store is kept in memory for its TTL, with one warning per key.
+        (The instance's own generated hit path answers; this is its documentation.)
         """
-        # The hit path is inlined on purpose (a helper call costs ~50 ns per hit); it must stay
-        # in step with TieredCache._fresh and the other inlined copies (see _decorator, _aws).
-        entry = self._mem.get(key)
-        if entry is not None:
-            now = self._clock()
-            if entry.stored_at <= now < entry.expires_at and (
-                ttl is None or now - entry.stored_at < ttl
-            ):
-                self.memory_hits += 1
-                try:
-                    self._mem.move_to_end(key)
-                except KeyError:
-                    pass
-                value: T = entry.value
-                return value
-        return self.load(key, loader, ttl, stale_if_error, persist)
+        value: T = self.__dict__["get_or_load"](key, loader, ttl, stale_if_error, persist)
+        return value
 
     def load(
         self,
@@ -329,115 +383,81 @@ class TieredCache:
 
         ``max_age`` bounds the age of an entry for this call separately from the ``ttl`` it
         stores with (``max_age=0``: always load, as a refresh, and store for ``ttl`` for everyone
-        else).
-        ``refresh=True`` loads anew unless another thread or process stored a new entry for
-        the key while this call waited (concurrent refreshes coalesce into one origin call).
-        ``shared`` (default: ``persist``) writes the value to the shared tier and reads it
-        there, with a fleet-wide lock around the load: ``persist=False, shared=True`` opts a
-        memory-only value (a secret) in. A refresh writes the shared tier but never reads it.
+        else). ``refresh=True`` loads anew, unless a load that started after this call did
+        (concurrent refreshes coalesce into one origin call; a load that was already under way
+        when this call began is never taken for a fresh one). ``shared`` (default:
+        ``persist``) writes the value to the shared tier and reads it there, with a
+        fleet-wide lock around the load: ``persist=False, shared=True`` opts a memory-only
+        value (a secret) in. A refresh writes the shared tier but never reads it.
         """
-        if max_age == 0:  # "always load" (lambda-cache's forced refresh) is a refresh:
-            refresh = True  # concurrent ones coalesce into one origin call
-        share = persist if shared is None else shared
-        look = share and not refresh  # read the shared tier (a refresh loads anew)
-        if max_age is None:  # the caller's own ttl bounds the age; none: stored expiry alone
-            max_age = _INF if ttl is None else ttl
-        ttl = self.ttl if ttl is None else _check_seconds("ttl", ttl)
-        sie = self.stale_if_error if stale_if_error is None else stale_if_error
-        bound = _INF if refresh else max_age
-        # A refresh loads anew unless the entry changed while it waited for the lock: then
-        # another thread or process has just loaded it, and concurrent refreshes coalesce.
-        seen = (self._stale(key, persist) or _NOTHING) if refresh else None
-        if not refresh:
-            found = self._current(key, bound, seen, persist, look)
-            if found is not None:
-                return found.value  # type: ignore[no-any-return]
-        self.misses += 1
-        since = time.monotonic()
-        until = since + bounded_wait(self.lock_timeout)  # one bound for all waits
-        with self._flight.hold(key, _left(until)) as held:
-            if held:  # local re-checks: a peer elsewhere shows up after the fleet lock
-                found = self._current(key, bound, seen, persist)
-                if found is not None:
-                    return found.value  # type: ignore[no-any-return]
-                if self._flight.failed_since(key, since):  # the load it waited for failed:
-                    stale = self._serve_stale(key, persist, bound, sie, share)  # no new call
-                    if stale is not None:
-                        return stale.value  # type: ignore[no-any-return]
-            disk = self._disk
-            if not persist or disk is None or not disk.available:
-                return self._fleet_load(
-                    key, loader, ttl, sie, persist, bound, seen, share, look, until
-                )
-            with file_lock(disk.locks_dir, key, _left(until)) as locked:
-                if locked:
-                    found = self._current(key, bound, seen, persist)
-                    if found is not None:
-                        return found.value  # type: ignore[no-any-return]
-                return self._fleet_load(
-                    key, loader, ttl, sie, persist, bound, seen, share, look, until
-                )
+        _check_key(key)
+        return self._load(
+            key, loader, ttl, stale_if_error, placement(persist, shared), max_age, refresh
+        )
 
-    def _fleet_load(
+    def _load(
         self,
         key: str,
         loader: Callable[[], T],
-        ttl: float,
-        stale_if_error: float,
-        persist: bool,
-        bound: float,
-        seen: Entry | None,
-        share: bool,
-        look: bool,
-        until: float,
+        ttl: float | None,
+        stale_if_error: float | None,
+        where: int,
+        max_age: float | None,
+        refresh: bool,
     ) -> T:
-        """Load, under the shared tier's fleet-wide lock when the entry is shared.
-
-        Taken after the thread and file locks, within what is left of the same wait budget
-        (``until``, monotonic) and at most the tier's ``lock_wait``; then the caller loads by
-        itself. After acquiring it the tiers are checked again.
-        """
-        shared = self._shared
-        if not look or shared is None or not shared.available:
-            return self._call_loader(key, loader, ttl, stale_if_error, persist, bound, share)
-        wait = min(_left(until), shared.lock_wait)
-        with shared.lock(key, wait) as locked:
-            if locked:
-                found = self._current(key, bound, seen, persist, look)
+        if max_age == 0:  # "always load" (lambda-cache's forced refresh) is a refresh:
+            refresh = True  # concurrent ones coalesce into one origin call
+        if max_age is None:  # the caller's own ttl bounds the age; none: stored expiry alone
+            max_age = _INF if ttl is None else ttl
+        ttl = self.ttl if ttl is None else _check_seconds("ttl", ttl)
+        sie = (
+            self.stale_if_error
+            if stale_if_error is None
+            else _check_seconds("stale_if_error", stale_if_error)
+        )
+        bound = _INF if refresh else max_age
+        # A refresh takes another call's load for its own only if that load began after this
+        # call did and wrote something else than what this call found: a load already under way
+        # may have read the origin before an update this caller knows of.
+        since, seen = -_INF, None
+        if refresh:
+            since = self._clock()
+            latest = self._latest(key, where)
+            seen = None if latest is None else latest.identity
+        look = where & ~SHARED if refresh else where  # the tiers this call reads
+        if not refresh:
+            found = self._current(key, bound, since, look, where)
+            if found is not None:
+                return found.value  # type: ignore[no-any-return]
+        self.misses += 1
+        started = time.monotonic()
+        until = started + bounded_wait(self.lock_timeout)  # one budget for every lock
+        chain: list[tuple[Tier, int]] = [(self._memory, MEMORY)]
+        chain += [(t, bit) for t, bit in self._lower if look & bit and t.available]
+        local = look & LOCAL
+        with contextlib.ExitStack() as held_locks:
+            for tier, bit in chain:
+                held = held_locks.enter_context(tier.lock(key, _left(until)))
+                if not held:
+                    continue
+                # Re-check: a peer may have stored it while this call waited. Remote tiers are
+                # read again only once their own lock is held.
+                found = self._current(key, bound, since, local | bit, where, seen)
                 if found is not None:
                     return found.value  # type: ignore[no-any-return]
-            return self._call_loader(key, loader, ttl, stale_if_error, persist, bound, share)
-
-    def _current(
-        self, key: str, max_age: float, seen: Entry | None, persist: bool, share: bool = False
-    ) -> Entry | None:
-        """A fresh entry from memory, else (``persist``) disk, else (``share``) shared, or None."""
-        now = self._clock()
-        entry = self._memory.get(key)
-        if self._fresh(entry, now, max_age, seen):
-            self.memory_hits += 1
-            return entry
-        entry = self._from_disk(key, max_age, now, seen) if persist else None
-        if entry is None and share and self._shared is not None:
-            entry = self._from_shared(key, max_age, now, seen, persist)
-        return entry
-
-    def _stale(self, key: str, persist: bool, share: bool = False) -> Entry | None:
-        entry = self._memory.get(key)
-        if entry is None and persist and self._disk is not None:
-            entry = self._disk.get(key)
-        if entry is None and share and self._shared is not None:
-            found = self._shared.get(key)
-            entry = found[0] if found is not None else None
-        return entry
+                if bit == MEMORY and self._memory.flight.failed_since(key, started):
+                    stale = self._serve_stale(key, where, bound, sie)  # the load it waited for
+                    if stale is not None:  # failed: no second origin call for it
+                        return stale.value  # type: ignore[no-any-return]
+            return self._call_loader(key, loader, ttl, sie, where, bound)
 
     def _serve_stale(
-        self, key: str, persist: bool, bound: float, stale_if_error: float, share: bool = False
+        self, key: str, where: int, bound: float, stale_if_error: float
     ) -> Entry | None:
         """An expired entry still inside the failing call's ``stale_if_error`` window."""
         if stale_if_error <= 0:
             return None
-        entry = self._stale(key, persist, share)
+        entry = self._stale(key, where)
         if entry is None:
             return None
         now = self._clock()
@@ -453,18 +473,18 @@ class TieredCache:
         loader: Callable[[], T],
         ttl: float,
         stale_if_error: float,
-        persist: bool,
+        where: int,
         bound: float,
-        share: bool = False,
     ) -> T:
+        seen = self._latest(key, where)
+        guard = Guard(self._clock(), None if seen is None else seen.identity)
         self.loads += 1
-        started = self._clock()
         try:
             value = loader()
         except Exception:
             self.load_errors += 1
-            self._flight.failed(key)
-            stale = self._serve_stale(key, persist, bound, stale_if_error, share)
+            self._memory.flight.failed(key)
+            stale = self._serve_stale(key, where, bound, stale_if_error)
             if stale is None:
                 raise
             # Once per key and outage: a hot key must not log on every invocation.
@@ -474,12 +494,12 @@ class TieredCache:
             self._outages.add(key)
             return stale.value  # type: ignore[no-any-return]
         self._outages.discard(key)
-        if isinstance(value, MemoryOnly):
-            if isinstance(value, Unshared):
-                value, share = value.value, False
-            else:
-                value, persist, share = value.value, False, False
-        self._store(key, self._new_entry(value, ttl, stale_if_error, now=started), persist, share)
+        if isinstance(value, Placed):  # the loader narrows where its value may go
+            value, where = value.value, (where & value.where) | MEMORY
+        entry = self._new_entry(value, ttl, stale_if_error, now=guard.stamp)
+        standing = self._store(key, entry, where, guard)
+        if standing is not entry and not standing.is_tombstone:
+            return standing.value  # type: ignore[no-any-return]  # a later write stands
         return value
 
     # -- file-backed entries -------------------------------------------------------------------
@@ -502,6 +522,7 @@ class TieredCache:
         threads and processes. Raises ``TieredCacheError`` when the disk tier is unavailable
         or the object does not fit in its budget.
         """
+        _check_key(key)
         ttl = self.ttl if ttl is None else _check_seconds("ttl", ttl)
         bound = ttl if max_age is None else max_age
         entry = self._file_entry(key, bound)
@@ -514,12 +535,16 @@ class TieredCache:
                 f"{'disabled' if disk is None else 'unavailable after a fault'}; "
                 "check TIERED_CACHE_DIR and TIERED_CACHE_DISABLE_DISK"
             )
-        sie = self.stale_if_error if stale_if_error is None else stale_if_error
+        sie = (
+            self.stale_if_error
+            if stale_if_error is None
+            else _check_seconds("stale_if_error", stale_if_error)
+        )
         self.misses += 1
         until = time.monotonic() + bounded_wait(self.lock_timeout)  # one bound for both waits
         with (
-            self._flight.hold(key, _left(until)) as held,
-            file_lock(disk.locks_dir, key, _left(until)) as locked,
+            self._memory.lock(key, _left(until)) as held,
+            disk.lock(key, _left(until)) as locked,
         ):
             if held or locked:
                 entry = self._file_entry(key, bound)
@@ -528,12 +553,19 @@ class TieredCache:
             return self._fetch_file(disk, key, fetch, ttl, sie, bound)
 
     def _file_entry(self, key: str, bound: float) -> Entry | None:
+        """A fresh file-backed entry whose file still exists, from memory or disk."""
         now = self._clock()
+        not_before = self._not_before
         entry = self._memory.get(key)
-        if self._fresh(entry, now, bound) and _exists(entry.value):  # type: ignore[union-attr]
-            self.memory_hits += 1
+        if _fresh(entry, now, bound, not_before) and _exists(entry.value):  # type: ignore[union-attr]
+            entry.hits += 1  # type: ignore[union-attr]
             return entry
-        return self._from_disk(key, bound, now)
+        disk = self._disk
+        entry = disk.get(key) if disk is not None and disk.available else None
+        if entry is not None and _fresh(entry, now, bound, not_before):  # the disk tier checks
+            self._promote(key, entry, DISK, LOCAL, now)  # that the file is still there
+            return entry
+        return None
 
     def _fetch_file(
         self,
@@ -544,7 +576,7 @@ class TieredCache:
         stale_if_error: float,
         bound: float,
     ) -> str:
-        previous = self._stale(key, True)
+        previous = self._stale(key, LOCAL)
         if previous is not None and not _exists(previous.value):
             previous = None
         version = previous.version if previous is not None else None
@@ -557,18 +589,18 @@ class TieredCache:
         try:
             self.loads += 1
             started = self._clock()
+            seen = self._latest(key, LOCAL)
+            guard = Guard(started, None if seen is None else seen.identity)
             try:
                 new_version = fetch(dest, version)
                 dest.flush()
             except Exception as exc:
                 _discard(temp_path)
                 self.load_errors += 1
-                stale = self._serve_stale(key, True, bound, stale_if_error)
+                stale = self._serve_stale(key, LOCAL, bound, stale_if_error)
                 if stale is None or not _exists(stale.value):
                     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                        raise _disk_error(
-                            key, disk, exc
-                        ) from exc  # the disk filled up, not the origin
+                        raise _disk_error(key, disk, exc) from exc  # the disk filled up
                     raise
                 return stale.value  # type: ignore[no-any-return]
             if new_version == NOT_MODIFIED:
@@ -580,10 +612,12 @@ class TieredCache:
                 path: str = previous.value
                 renewed = self._new_entry(path, ttl, stale_if_error, version, now=started)
                 renewed.flags, renewed.size = previous.flags, len(path)
-                payload = file_payload(path)
-                self._memory.set(key, renewed)
-                disk.set(key, renewed, payload, previous.flags)
-                return path
+                lifetime = renewed.stale_until - self._clock()
+                standing = disk.put(key, renewed, file_payload(path), lifetime, guard)
+                if standing is not None and not standing.is_tombstone:
+                    renewed = standing
+                self._memory.put(key, renewed, None, lifetime, Guard(renewed.stored_at, None))
+                return renewed.value  # type: ignore[no-any-return]
             try:
                 size = _file_size(temp_path)
             except OSError as exc:  # the finished temp file is gone: a disk fault, never raw
@@ -596,13 +630,14 @@ class TieredCache:
                     "(and the function's ephemeral storage) to cache it"
                 )
             fresh = self._new_entry(None, ttl, stale_if_error, new_version, now=started)
-            stored = disk.commit_file(key, temp_path, fresh)
+            stored = disk.commit_file(key, temp_path, fresh, guard)
             if stored is None:
                 raise TieredCacheError(
                     f"tiered-cache: could not store the object for {key!r} in {disk.root}; "
                     "the disk tier failed (see the warning logged)"
                 )
-            self._memory.set(key, stored)
+            lifetime = stored.stale_until - self._clock()
+            self._memory.put(key, stored, None, lifetime, Guard(stored.stored_at, None))
             return stored.value  # type: ignore[no-any-return]
         finally:
             dest.close()
@@ -611,21 +646,22 @@ class TieredCache:
 
     def stats(self) -> dict[str, int]:
         """Counters since this cache was made (approximate under heavy threading)."""
-        disk = self._disk
+        memory = self._memory.stats()
+        disk = self._disk.stats() if self._disk is not None else {}
         return {
-            "memory_hits": self.memory_hits,
+            "memory_hits": memory["memory_hits"],
             "disk_hits": self.disk_hits,
             "misses": self.misses,
             "loads": self.loads,
             "load_errors": self.load_errors,
             "stale_served": self.stale_served,
-            "evictions": self._memory.evictions + (disk.evictions if disk else 0),
-            "memory_items": len(self._memory),
-            "memory_bytes": self._memory.bytes,
-            "disk_errors": disk.errors if disk else 0,
-            "disk_corrupt": disk.corrupt if disk else 0,
-            "disk_lock_timeouts": disk.timeouts if disk else 0,
-            "lock_timeouts": self._flight.timeouts,
+            "evictions": memory["memory_evictions"] + disk.get("disk_evictions", 0),
+            "memory_items": memory["memory_items"],
+            "memory_bytes": memory["memory_bytes"],
+            "disk_errors": disk.get("disk_errors", 0),
+            "disk_corrupt": disk.get("disk_corrupt", 0),
+            "disk_lock_timeouts": disk.get("disk_lock_timeouts", 0),
+            "lock_timeouts": self._memory.flight.timeouts,
             "shared_hits": self.shared_hits,
             **(self._shared.stats() if self._shared is not None else {}),
         }
@@ -666,16 +702,20 @@ class TieredCache:
         return f"TieredCache(directory={self.directory!r}, ttl={self.ttl})"
 
 
-_NOTHING: Final = Entry(None, -_INF, -_INF, -_INF)
+Identity = tuple[float, float, "str | None"]
 
 
-def _differs(entry: Entry, seen: Entry) -> bool:
-    """True if ``entry`` was stored by another load than ``seen`` (works across processes)."""
-    return (entry.stored_at, entry.expires_at, entry.version) != (
-        seen.stored_at,
-        seen.expires_at,
-        seen.version,
-    )
+def _new(entry: Entry, since: float, seen: Identity | None) -> bool:
+    """Written by a load that began at or after ``since``, and not the entry ``seen``."""
+    return entry.stored_at >= since and (seen is None or entry.identity != seen)
+
+
+def _check_key(key: Any) -> None:
+    if type(key) is not str:
+        raise TypeError(
+            f"tiered-cache: a cache key must be a str, not {type(key).__name__} ({key!r:.40}); "
+            "build one with an f-string or str.format"
+        )
 
 
 def _check_seconds(name: str, value: float) -> float:

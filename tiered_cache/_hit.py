@@ -43,15 +43,20 @@ AGE: Final = " and now - stored_at < {age}"
 #: Appended to :data:`RULE` for file-backed entries: the file must still be there.
 FILE: Final = " and exists(entry.value)"
 
+#: The hit block every generated path is made of: look the entry up, test the rule, count the
+#: hit, then the caller's ``{hit}`` code (a fresh ``entry`` is bound) and ``{miss}`` code (which
+#: follows at the block's own indentation, so it may start with ``else:``).
+_CORE: Final = """\
+entry = mem_get({key})
+if {rule}:
+    entry.hits += 1
+{hit}
+{miss}"""
+
 _TEMPLATE: Final = """\
 def __make__({cells}):
     def {name}({params}):
-{prologue}
-        entry = mem_get({key})
-        if {rule}:
-            entry.hits += 1
-{hit}
-{miss}
+{body}
     return {name}
 """
 
@@ -82,6 +87,8 @@ def make(
     hit: str = "return entry.value",
     miss: str,
     prologue: str = "",
+    epilogue: str = "",
+    depth: int = 0,
     age: str | None = None,
     file: bool = False,
     cells: Mapping[str, Any] | None = None,
@@ -92,8 +99,9 @@ def make(
 
     ``prologue`` runs first (it may compute ``key`` or return early); ``key`` is the expression
     naming the entry; ``hit`` runs on a fresh entry (``entry`` is bound; by default it returns
-    the value); ``miss`` follows the hit block at the function's own indentation (so it may
-    start with ``else:``). ``age``: the expression of the caller's age bound, or None for the
+    the value); ``miss`` follows the hit block at its own indentation (so it may start with
+    ``else:``). The hit block is indented ``depth`` levels below the prologue (a prologue that
+    ends in ``try:`` needs 1) and ``epilogue`` follows it at the prologue's level. ``age``: the expression of the caller's age bound, or None for the
     stored expiry alone. ``file``: the value is a path that must still exist. ``cells`` gives
     the initial ``cache``, ``mem_get`` and ``clock`` (default: :func:`unbound`, so
     every call misses until :func:`rebind`) and any other names to hold in cells; ``namespace``
@@ -101,16 +109,13 @@ def make(
     """
     values = dict(unbound())
     values.update(cells or {})
-    source = _TEMPLATE.format(
-        cells=", ".join(values),
-        name=name,
-        params=params,
-        prologue=_indent(prologue, 8),
-        key=key,
-        rule=rule(age, file),
-        hit=_indent(hit, 12),
-        miss=_indent(miss, 8),
+    core = _CORE.format(key=key, rule=rule(age, file), hit=_indent(hit, 4), miss=miss)
+    body = "\n".join(
+        part
+        for part in (_indent(prologue, 8), _indent(core, 8 + 4 * depth), _indent(epilogue, 8))
+        if part
     )
+    source = _TEMPLATE.format(cells=", ".join(values), name=name, params=params, body=body)
     scope: dict[str, Any] = {"exists": os.path.exists, "__builtins__": __builtins__}
     scope.update(namespace or {})
     exec(compile(source, f"<tiered_cache hit path {name}>", "exec"), scope)  # noqa: S102

@@ -32,7 +32,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _serial
-from ._entry import Entry, decode, encode
+from ._entry import Entry, Guard, decode, encode
 from ._log import log
 
 __all__ = ["DEFAULT_PREFIX", "SharedTier", "connection_kwargs"]
@@ -261,8 +261,11 @@ class SharedTier:
 
     # -- envelopes ----------------------------------------------------------------------------
 
-    def get(self, key: str) -> tuple[Entry, bytes] | None:
-        """The stored entry for ``key`` and its safe payload, or None (missing, refused, down)."""
+    name = "shared"
+    remote = True
+
+    def get(self, key: str) -> Entry | None:
+        """The stored entry for ``key``, or None (missing, refused, down)."""
         data = self._run(lambda r: r.get(self.data_key(key)))
         if data is _FAILED or data is None:
             return None
@@ -275,23 +278,34 @@ class SharedTier:
         except ValueError:
             self.corrupt += 1
             return None
-        return entry, data[len(data) - entry.size :]
+        return entry
 
-    def set(self, key: str, entry: Entry, payload: bytes, lifetime: float) -> bool:
-        """Store an envelope (safe ``payload``) for ``lifetime`` seconds, rounded down.
+    def put(
+        self,
+        key: str,
+        entry: Entry,
+        payload: bytes | None,
+        lifetime: float,
+        guard: Guard | None = None,
+    ) -> Entry | None:
+        """Store an envelope (safe ``payload``) for ``lifetime`` seconds, rounded down; not
+        written when the lifetime is under 1 ms, the envelope too large, or Redis unavailable.
 
-        False when not written: lifetime under 1 ms, too large, or Redis unavailable.
+        Always None: the shared tier writes unconditionally (``guard`` is not applied; a fleet
+        peer's older load may replace a newer value here until its TTL, and the local tiers,
+        which are guarded, keep what they have).
         """
         millis = int(lifetime * 1000.0)
-        if millis < 1:
-            return False
+        if millis < 1 or payload is None:
+            return None
         data = encode(key, entry, payload, 0)
         if len(data) > self.max_bytes:
-            return False
-        return self._run(lambda r: r.set(self.data_key(key), data, px=millis)) is True
+            return None
+        self._run(lambda r: r.set(self.data_key(key), data, px=millis))
+        return None
 
-    def delete(self, key: str) -> bool:
-        """Drop ``key``'s envelope; True if Redis held it."""
+    def delete(self, key: str, tombstone: Entry | None = None) -> bool:
+        """Drop ``key``'s envelope (no tombstone is kept here); True if Redis held it."""
         found = self._run(lambda r: r.delete(self.data_key(key)))
         return found is not _FAILED and bool(found)
 
@@ -314,7 +328,8 @@ class SharedTier:
 
     @contextlib.contextmanager
     def lock(self, key: str, wait: float) -> Iterator[bool]:
-        """Hold ``key``'s fleet lock for the block; yields False after ``wait`` s or an error.
+        """Hold ``key``'s fleet lock for the block; yields False after ``wait`` s (at most
+        ``lock_wait``) or an error.
 
         The wait polls (2 ms, doubling up to 50 ms). The lock lives at most ``lock_lease`` s;
         the release removes it only if this caller still holds it.
@@ -322,7 +337,7 @@ class SharedTier:
         name = self.lock_key(key)
         token = secrets.token_hex(16)
         lease = max(1, int(self.lock_lease * 1000.0))
-        deadline = time.monotonic() + max(0.0, wait)
+        deadline = time.monotonic() + max(0.0, min(wait, self.lock_wait))
         delay = 0.002
         acquired = False
         while True:

@@ -69,33 +69,14 @@ _fast: dict[Any, _aws.Hit] = _aws.memo_table()
 _bytes_specs: dict[Any, _aws.Spec] = _aws.memo_table()
 
 
-def get_entry(
-    s3Uri: str,
-    max_age_in_seconds: float | None = None,
-    entry_name: str | bool | None = False,
-    check_before_download: bool = True,
-    **options: Unpack[_aws.Options],
-) -> str:
-    """The path of a local file holding the object at ``s3Uri`` (fresh within the max age)."""
-    try:
-        hit = _fast[s3Uri]
-    except (KeyError, TypeError):
-        hit = None
-    if hit is not None and not options and check_before_download is True:
-        key, age, cache, mem_get, clock, age_arg = hit
-        if age_arg is max_age_in_seconds or age_arg == max_age_in_seconds:
-            entry = mem_get(key)
-            if entry is not None:
-                now = clock()
-                stored_at = entry.stored_at
-                if (
-                    stored_at <= now
-                    and now < entry.expires_at
-                    and now - stored_at < age
-                    and os.path.exists(entry.value)
-                ):
-                    cache.memory_hits += 1
-                    return entry.value  # type: ignore[no-any-return]
+def _get_entry(
+    s3Uri: Any,
+    max_age_in_seconds: Any,
+    entry_name: Any,
+    check_before_download: Any,
+    options: dict[str, Any],
+) -> Any:
+    """``get_entry``'s miss path: validate (memoized), bind its hit path, load."""
     memo_key = (
         s3Uri,
         max_age_in_seconds,
@@ -115,8 +96,34 @@ def get_entry(
         "s3.get_entry",
     )
     if type(s3Uri) is str and not options and check_before_download is True:
-        _aws.remember_hit(_fast, s3Uri, plan)
-    return _aws.value_of(plan)  # type: ignore[no-any-return]
+        _aws.remember_hit(get_entry, _fast, s3Uri, plan)
+    return _aws.value_of(plan)
+
+
+if TYPE_CHECKING:
+
+    def get_entry(
+        s3Uri: str,
+        max_age_in_seconds: float | None = None,
+        entry_name: str | bool | None = False,
+        check_before_download: bool = True,
+        **options: Unpack[_aws.Options],
+    ) -> str:
+        """The path of a local file holding the object at ``s3Uri``, cached."""
+
+else:
+    get_entry = _aws.hit_path(
+        "get_entry",
+        "s3Uri, max_age_in_seconds=None, entry_name=False, check_before_download=True, "
+        "**options",
+        "s3Uri, max_age_in_seconds, entry_name, check_before_download, options",
+        _fast,
+        _get_entry,
+        extra=" or check_before_download is not True",
+        file=True,
+        doc="The path of a local file holding the object at ``s3Uri`` (fresh within the max "
+        "age).",
+    )
 
 
 def cache(
@@ -134,7 +141,8 @@ def cache(
     return _aws.handler_decorator(
         lambda: _spec(
             s3Uri, max_age_in_seconds, entry_name, check_before_download, options, "s3.cache"
-        )
+        ),
+        file=True,
     )
 
 

@@ -68,30 +68,12 @@ _specs: dict[Any, _aws.Spec] = _aws.memo_table()
 _fast: dict[Any, _aws.Hit] = _aws.memo_table()
 
 
-def get_entry(
-    name: str,
-    max_age_in_seconds: float | None = None,
-    entry_name: str | bool | None = False,
-    **options: Unpack[SecretsManagerOptions],
-) -> Any:
-    """The secret's value: ``str`` (SecretString), ``bytes`` (SecretBinary) or, with
-    ``transform="json"``, the parsed object. Kept in memory only unless ``persist=True``."""
-    # The hit path is inlined on purpose (a helper call costs ~50 ns per hit); it must stay
-    # in step with TieredCache._fresh and the other inlined copies (see _decorator, _aws).
-    try:
-        hit = _fast[name]
-    except (KeyError, TypeError):
-        hit = None
-    if hit is not None and not options:
-        key, age, cache, mem_get, clock, age_arg = hit
-        if age_arg is max_age_in_seconds or age_arg == max_age_in_seconds:
-            entry = mem_get(key)
-            if entry is not None:
-                now = clock()
-                stored_at = entry.stored_at
-                if stored_at <= now and now < entry.expires_at and now - stored_at < age:
-                    cache.memory_hits += 1
-                    return entry.value
+_GET_ENTRY_DOC: Final = """The secret's value: ``str`` (SecretString), ``bytes`` (SecretBinary) or, with
+``transform="json"``, the parsed object. Kept in memory only unless ``persist=True``."""
+
+
+def _get_entry(name: Any, max_age_in_seconds: Any, entry_name: Any, options: dict[str, Any]) -> Any:
+    """``get_entry``'s miss path: validate (memoized), bind its hit path, load."""
     memo_key = (name, max_age_in_seconds, entry_name, tuple(sorted(options.items())))
     plan = _aws.resolve(
         _specs,
@@ -104,8 +86,29 @@ def get_entry(
         "secrets_manager.get_entry",
     )
     if type(name) is str and not options:
-        _aws.remember_hit(_fast, name, plan)
+        _aws.remember_hit(get_entry, _fast, name, plan)
     return _aws.value_of(plan)
+
+
+if TYPE_CHECKING:
+
+    def get_entry(
+        name: str,
+        max_age_in_seconds: float | None = None,
+        entry_name: str | bool | None = False,
+        **options: Unpack[SecretsManagerOptions],
+    ) -> Any:
+        """The secret's value, cached (see the module docstring)."""
+
+else:
+    get_entry = _aws.hit_path(
+        "get_entry",
+        "name, max_age_in_seconds=None, entry_name=False, **options",
+        "name, max_age_in_seconds, entry_name, options",
+        _fast,
+        _get_entry,
+        doc=_GET_ENTRY_DOC,
+    )
 
 
 def cache(

@@ -55,7 +55,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import _aws
-from ._core import MemoryOnly, Unshared
+from ._tier import LOCAL, MEMORY, SHARED, Placed
 from .exceptions import ArgumentTypeNotSupportedError, NotFoundError
 
 if TYPE_CHECKING:
@@ -82,33 +82,16 @@ _fast: dict[Any, _aws.Hit] = _aws.memo_table()
 _path_specs: dict[Any, _aws.Spec] = _aws.memo_table()
 
 
-def get_entry(
-    parameter: str | list[str],
-    max_age_in_seconds: float | None = None,
-    entry_name: str | bool | None = False,
-    **options: Unpack[SSMOptions],
-) -> Any:
-    """The value of an SSM parameter (``str``, or ``list[str]`` for a StringList), cached.
+_GET_ENTRY_DOC: Final = """The value of an SSM parameter (``str``, or ``list[str]`` for a StringList), cached.
 
-    With a list of names, a dict keyed by leaf name (``entry_name`` is required, as in
-    lambda-cache). A warm hit is a memo lookup, a dict lookup and a clock read.
-    """
-    # The hit path is inlined on purpose (a helper call costs ~50 ns per hit); it must stay
-    # in step with TieredCache._fresh and the other inlined copies (see _decorator, _aws).
-    try:
-        hit = _fast[parameter]
-    except (KeyError, TypeError):
-        hit = None
-    if hit is not None and not options:
-        key, age, cache, mem_get, clock, age_arg = hit
-        if age_arg is max_age_in_seconds or age_arg == max_age_in_seconds:
-            entry = mem_get(key)
-            if entry is not None:
-                now = clock()
-                stored_at = entry.stored_at
-                if stored_at <= now and now < entry.expires_at and now - stored_at < age:
-                    cache.memory_hits += 1
-                    return entry.value
+With a list of names, a dict keyed by leaf name (``entry_name`` is required, as in
+lambda-cache). A warm hit is a memo lookup, a dict lookup and a clock read."""
+
+
+def _get_entry(
+    parameter: Any, max_age_in_seconds: Any, entry_name: Any, options: dict[str, Any]
+) -> Any:
+    """``get_entry``'s miss path: validate (memoized), bind its hit path, load."""
     memo_key = (_aws.freeze(parameter), max_age_in_seconds, entry_name, _items(options))
     plan = _aws.resolve(
         _specs,
@@ -121,8 +104,29 @@ def get_entry(
         "ssm.get_entry",
     )
     if type(parameter) is str and not options:
-        _aws.remember_hit(_fast, parameter, plan)
+        _aws.remember_hit(get_entry, _fast, parameter, plan)
     return _aws.value_of(plan)
+
+
+if TYPE_CHECKING:
+
+    def get_entry(
+        parameter: str | list[str],
+        max_age_in_seconds: float | None = None,
+        entry_name: str | bool | None = False,
+        **options: Unpack[SSMOptions],
+    ) -> Any:
+        """The value of an SSM parameter, cached (see the module docstring)."""
+
+else:
+    get_entry = _aws.hit_path(
+        "get_entry",
+        "parameter, max_age_in_seconds=None, entry_name=False, **options",
+        "parameter, max_age_in_seconds, entry_name, options",
+        _fast,
+        _get_entry,
+        doc=_GET_ENTRY_DOC,
+    )
 
 
 def cache(
@@ -270,19 +274,18 @@ def _secret(parameter: Mapping[str, Any], decrypt: bool) -> bool:
 
 def _place(
     value: V, secret: bool, persist: bool | None, options: Mapping[str, Any]
-) -> V | MemoryOnly:
-    """Where a value goes once it is known to be secret: memory only unless ``persist=True``,
-    and never the shared tier unless ``shared=True``."""
+) -> V | Placed:
+    """Where a value goes once it is known to be secret: memory, plus this machine's disk only
+    with ``persist=True`` and the shared tier only with ``shared=True`` (each opt-in alone)."""
     if not secret:
         return value
-    if persist is None:
-        return MemoryOnly(value)
-    return value if options.get("shared") is True else Unshared(value)
+    where = (LOCAL if persist else MEMORY) | (SHARED if options.get("shared") is True else 0)
+    return Placed(value, where)
 
 
 def _fetch_one(
     name: str, decrypt: bool, persist: bool | None, options: Any, region: str
-) -> str | list[str] | MemoryOnly:
+) -> str | list[str] | Placed:
     client = _aws.client_for("ssm", options)
     response = _aws.call(
         client.get_parameter,
@@ -297,7 +300,7 @@ def _fetch_one(
 
 def _fetch_many(
     names: list[str], decrypt: bool, persist: bool | None, options: Any, region: str
-) -> dict[str, str | list[str]] | MemoryOnly:
+) -> dict[str, str | list[str]] | Placed:
     client = _aws.client_for("ssm", options)
     found: dict[str, str | list[str]] = {}
     missing: list[str] = []
@@ -325,7 +328,7 @@ def _fetch_many(
 
 def _fetch_path(
     path: str, recursive: bool, decrypt: bool, persist: bool | None, options: Any, region: str
-) -> dict[str, str | list[str]] | MemoryOnly:
+) -> dict[str, str | list[str]] | Placed:
     client = _aws.client_for("ssm", options)
     what = f"SSM parameters under {path!r} in {region or 'the default region'}"
     request: dict[str, Any] = {

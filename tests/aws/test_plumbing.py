@@ -10,6 +10,7 @@ import boto3
 import pytest
 from _awshelp import Calls, Context
 
+import tiered_cache as tiered
 from tiered_cache import _aws, _config, _flight, s3, secrets_manager, ssm
 from tiered_cache.exceptions import (
     ArgumentTypeNotSupportedError,
@@ -188,34 +189,47 @@ def test_the_handler_follows_a_new_default_cache(
 
 
 def test_a_hit_bound_to_a_replaced_default_cache_is_not_kept(
-    default: Any, origin: None, make_cache: Any
+    default: Any, origin: None, make_cache: Any, calls: Calls
 ) -> None:
     spec = ssm._spec("/prod/app/var", None, False, {}, "test")
     old = _aws.plan_for(spec)
-    _config._set_default(make_cache())  # replaced between binding and remembering
-    table: dict[Any, Any] = {}
-    _aws.remember_hit(table, "/prod/app/var", old)
-    assert table == {}
-    _aws.remember_hit(table, "/prod/app/var", _aws.plan_for(spec))
-    assert table["/prod/app/var"][2] is _config.default_cache()
+    new = make_cache(disk=False)
+    with tiered.use_cache(new):  # replaced between binding and remembering
+        table: dict[Any, Any] = {}
+        _aws.remember_hit(ssm.get_entry, table, "/prod/app/var", old)
+        assert table == {}
+        ssm.get_entry("/prod/app/var")  # not served from the old cache's hit path
+        assert calls.count() == 1
+        assert new.stats()["loads"] == 1
+        _aws.remember_hit(ssm.get_entry, table, "/prod/app/var", _aws.plan_for(spec))
+        assert "/prod/app/var" in table
 
 
-def test_replacing_the_default_cache_drops_every_hit_binding(
-    default: Any, origin: None, make_cache: Any
+def test_replacing_the_default_cache_rebinds_every_hit_path(
+    default: Any, origin: None, make_cache: Any, calls: Calls
 ) -> None:
     @ssm.cache(parameter="/prod/app/var")
     def handler(event: Any, context: Any) -> Any:
         return context.var
 
-    handler({}, Context())
-    ssm.get_entry("/prod/app/var")
-    secrets_manager.get_entry("prod/db")
-    bound = [binding for binding in _aws._bindings if binding.hit is not None]
-    assert len(bound) == 1
-    assert len(ssm._fast) == len(secrets_manager._fast) == 1
-    _config._set_default(make_cache())
-    assert bound[0].hit is None
-    assert len(ssm._fast) == len(secrets_manager._fast) == 0
+    def everything() -> None:
+        handler({}, Context())
+        ssm.get_entry("/prod/app/var")
+        secrets_manager.get_entry("prod/db")
+
+    everything()
+    everything()
+    assert calls.count() == 2  # the handler and get_entry share one SSM entry
+    other = make_cache(disk=False)
+    with tiered.use_cache(other):
+        everything()
+        everything()
+        assert calls.count() == 4  # every hit path followed the new default
+        # get_entry's first call reads the entry the handler loaded; the second round is 3 hits
+        assert other.stats()["memory_hits"] == 4
+    everything()
+    assert calls.count() == 4  # and came back to the old one, which still holds the values
+    assert default.stats()["memory_hits"] == 4 + 3
 
 
 def test_clients_are_made_once_with_standard_retries(

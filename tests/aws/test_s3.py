@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tiered_cache as tiered
 import io
 import os
 from typing import Any
@@ -191,7 +192,7 @@ def test_object_larger_than_the_disk_budget(make_cache: Any, s3_client: Any) -> 
     from tiered_cache import _config
 
     cache = make_cache(disk_bytes=4 * 2**20)
-    _config._set_default(cache)
+    tiered.set_default_cache(cache)
     s3_client.put_object(Bucket="bucket", Key="big.bin", Body=b"x" * (5 * 2**20))
     with pytest.raises(TieredCacheError, match="TIERED_CACHE_DISK_BYTES"):
         s3.get_entry("s3://bucket/big.bin")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tiered_cache as tiered
 import json
 from typing import Any
 
@@ -101,7 +102,7 @@ def test_secrets_never_touch_the_disk(
     assert b"plain-value-on-disk" in everything
     for secret in (SECRET.encode(), b"secret-bytes", b'"user"'):
         assert secret not in everything
-    _config._set_default(make_cache())
+    tiered.set_default_cache(make_cache())
     secrets_manager.get_entry(name="prod/db")
     assert calls.count("GetSecretValue") == 4  # nothing to share through /tmp
 
@@ -110,7 +111,7 @@ def test_persist_true_opts_in_to_disk(
     default: Any, secrets: Any, calls: Calls, make_cache: Any
 ) -> None:
     secrets_manager.get_entry(name="prod/db", persist=True)
-    _config._set_default(make_cache())
+    tiered.set_default_cache(make_cache())
     assert secrets_manager.get_entry(name="prod/db", persist=True) == SECRET
     assert calls.count() == 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tiered_cache as tiered
 from typing import Any
 
 import boto3
@@ -325,7 +326,7 @@ def test_string_values_persist_and_securestrings_stay_in_memory(
     assert b"s3cr3t-ssm-value" not in bytes_under(default.directory)
     # a new process on the same /tmp: the String comes from disk, the secret from SSM
     fresh = make_cache()
-    _config._set_default(fresh)
+    tiered.set_default_cache(fresh)
     assert ssm.get_entry("/app/var") == "v1"
     assert calls.count() == 3
     assert ssm.get_entry("/app/secret") == "s3cr3t-ssm-value"
@@ -336,7 +337,7 @@ def test_persist_true_puts_a_securestring_on_disk(
     default: Any, params: Any, calls: Calls, make_cache: Any
 ) -> None:
     ssm.get_entry("/app/secret", persist=True)
-    _config._set_default(make_cache())
+    tiered.set_default_cache(make_cache())
     assert ssm.get_entry("/app/secret", persist=True) == "s3cr3t-ssm-value"
     assert calls.count() == 1
 
@@ -345,7 +346,7 @@ def test_persist_false_keeps_a_string_off_disk(
     default: Any, params: Any, calls: Calls, make_cache: Any
 ) -> None:
     ssm.get_entry("/app/var", persist=False)
-    _config._set_default(make_cache())
+    tiered.set_default_cache(make_cache())
     ssm.get_entry("/app/var", persist=False)
     assert calls.count() == 2
 
@@ -395,7 +396,7 @@ def test_a_new_default_cache_is_picked_up(
 ) -> None:
     ssm.get_entry("/app/var")
     other = make_cache(disk=False)
-    _config._set_default(other)
+    tiered.set_default_cache(other)
     ssm.get_entry("/app/var")
     assert calls.count() == 2
     assert other.stats()["loads"] == 1

@@ -272,7 +272,7 @@ def _s3_object(directory: str) -> tuple[Any, Any, bytes]:
     client = boto3.client("s3")
     client.create_bucket(Bucket="bucket")
     client.put_object(Bucket="bucket", Key="model.bin", Body=body)
-    _config._set_default(tiered.TieredCache(directory=directory, ttl=600))
+    tiered.set_default_cache(tiered.TieredCache(directory=directory, ttl=600))
     return mock, boto3, body
 
 

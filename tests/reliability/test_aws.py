@@ -7,6 +7,7 @@ Botocore's retry back-off sleep is set to zero so that counting attempts costs n
 
 from __future__ import annotations
 
+import tiered_cache as tiered
 import os
 import signal
 import threading
@@ -176,12 +177,15 @@ def in_threads(count: int, call: Callable[[], Any]) -> list[Any]:
 # -- item 10: secret rotation ----------------------------------------------------------------
 
 
-def test_rotated_secret_refreshed_from_20_threads_is_one_origin_call(
+def test_rotated_secret_refreshed_from_20_threads_shares_the_loads(
     origin: Origin, make_cache: Callable[..., Any], runs: Runs
 ) -> None:
-    # A real clock: concurrent refreshes coalesce on "the entry changed while I waited",
-    # which a fake clock that never moves cannot show (every load has the same stamps).
-    _config._set_default(make_cache(clock=time.time))
+    """lambda-cache's forced refresh (max_age_in_seconds=0) from 20 threads at once, on a real
+    clock: a refresh never takes a load that began before it for its own, so the threads share
+    at most two GetSecretValue calls (the first, and one for all that arrived while it ran),
+    and every one of them gets the rotated secret."""
+    cache = make_cache(clock=time.time)
+    tiered.set_default_cache(cache)
     client = boto3.client("secretsmanager")
     client.create_secret(Name="prod/db", SecretString="password-1")
     assert secrets_manager.get_entry(name="prod/db") == "password-1"
@@ -191,15 +195,69 @@ def test_rotated_secret_refreshed_from_20_threads_is_one_origin_call(
         client.put_secret_value(SecretId="prod/db", SecretString=new)  # rotation
         assert secrets_manager.get_entry(name="prod/db") != new  # the cached one is rejected
         before = origin.count("GetSecretValue")
-        origin.hooks["GetSecretValue"] = lambda: time.sleep(0.2)  # a real round trip
-        # lambda-cache's way to force a refresh: max_age_in_seconds=0, from 20 threads at once
+        misses = cache.stats()["misses"]
+
+        def round_trip() -> None:  # lasts until all 20 callers have asked (bounded)
+            deadline = time.monotonic() + 10
+            while cache.stats()["misses"] - misses < 20 and time.monotonic() < deadline:
+                time.sleep(0.001)
+
+        origin.hooks["GetSecretValue"] = round_trip
         results = in_threads(20, lambda: secrets_manager.get_entry("prod/db", max_age_in_seconds=0))
         origin.hooks.clear()
         calls = origin.count("GetSecretValue") - before
-        assert calls == 1, f"20 concurrent refreshes made {calls} GetSecretValue calls"
+        assert 1 <= calls <= 2, f"20 concurrent refreshes made {calls} GetSecretValue calls"
         assert results == [new] * 20
         assert secrets_manager.get_entry(name="prod/db") == new
         runs.progress("rotations", round_ + 1, rounds)
+
+
+def test_a_refresh_begun_after_a_rotation_never_returns_the_reply_in_flight(
+    origin: Origin, make_cache: Callable[..., Any]
+) -> None:
+    """One thread forces a refresh and the secret rotates while its reply is in flight. A
+    second thread's forced refresh, begun after the rotation, must get the new secret, and the
+    cache must keep it: not the older reply, which lands later."""
+    cache = make_cache(clock=time.time)
+    tiered.set_default_cache(cache)
+    in_flight, rotated = threading.Event(), threading.Event()
+    replies: list[int] = []
+
+    def hold_the_first_reply(**_: Any) -> None:  # runs once moto has answered
+        replies.append(1)
+        if len(replies) == 2:  # the first forced refresh (after the priming call)
+            in_flight.set()
+            assert rotated.wait(10)
+
+    boto3._get_default_session().events.register(
+        "after-call.secrets-manager.GetSecretValue", hold_the_first_reply
+    )
+    client = boto3.client("secretsmanager")
+    client.create_secret(Name="prod/db", SecretString="password-1")
+    assert secrets_manager.get_entry(name="prod/db") == "password-1"
+    first: list[Any] = []
+    second: list[Any] = []
+    a = threading.Thread(
+        target=lambda: first.append(secrets_manager.get_entry("prod/db", max_age_in_seconds=0))
+    )
+    a.start()
+    assert in_flight.wait(10)  # its reply, password-1, is on its way
+    client.put_secret_value(SecretId="prod/db", SecretString="password-2")  # rotation
+    misses = cache.stats()["misses"]
+    b = threading.Thread(
+        target=lambda: second.append(secrets_manager.get_entry("prod/db", max_age_in_seconds=0))
+    )
+    b.start()
+    deadline = time.monotonic() + 10
+    while cache.stats()["misses"] == misses and time.monotonic() < deadline:
+        time.sleep(0.001)  # until the second refresh is waiting for the first one's load
+    rotated.set()
+    a.join(10)
+    b.join(10)
+    assert first == ["password-1"]  # it began before the rotation
+    assert second == ["password-2"]
+    assert secrets_manager.get_entry(name="prod/db") == "password-2"
+    assert origin.count("GetSecretValue") == 3
 
 
 # -- item 11: S3 object replaced while it downloads ----------------------------------------

@@ -210,7 +210,7 @@ def test_a_planted_pickle_in_redis_is_a_miss_and_never_executes(
     assert not os.path.exists(marker)
     found = tier.get("k")  # the load replaced the plant with a safe envelope
     assert found is not None
-    assert found[0].value == "from-origin"
+    assert found.value == "from-origin"
 
 
 def test_with_the_pickle_serializer_only_safe_values_are_shared(
@@ -218,7 +218,7 @@ def test_with_the_pickle_serializer_only_safe_values_are_shared(
 ) -> None:
     a, tier = fleet("env-a", serializer="pickle")
     a.set("plain", {"x": [1, 2]})
-    a.set("object", {1, 2, 3})  # a set: pickled on disk, not shared
+    a.set("object", complex(1, 2))  # not a safe type: pickled on disk, not shared
     assert tier.get("plain") is not None
     assert rclient.exists(tier.data_key("object")) == 0
     b, _ = fleet("env-b", serializer="pickle")
@@ -354,7 +354,7 @@ def test_redis_stopped_mid_run_never_raises_is_skipped_and_is_used_again_after_t
     assert cache.get_or_load("before", Counting("never")) == 0  # memory still serves
     assert tier.state == "open"
     assert tier.attempts - attempts == 3  # three failed commands, then none: no added latency
-    assert tier.skipped > 100
+    assert tier.skipped >= 97  # every write after the breaker opened was skipped, not sent
     assert cache.stats()["loads"] == 101
     private_redis.start()
     fake_clock.advance(29)

@@ -4,6 +4,7 @@ caller persists them to this machine's disk: Secrets Manager values and SSM Secu
 
 from __future__ import annotations
 
+import tiered_cache as tiered
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ def shared_default(
 ) -> Callable[[], list[bytes]]:
     """The helpers' default cache with a shared tier; returns a reader of its Redis values."""
     cache = make_cache(shared=make_tier(prefix=unique_prefix))
-    _config._set_default(cache)
+    tiered.set_default_cache(cache)
     boto3.client("ssm").put_parameter(Name="/app/token", Value=SECRET, Type="SecureString")
     boto3.client("ssm").put_parameter(Name="/app/plain", Value="plain-value", Type="String")
     boto3.client("secretsmanager").create_secret(Name="prod/db", SecretString=SECRET)

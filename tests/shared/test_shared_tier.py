@@ -105,7 +105,7 @@ def test_keys_are_hashed_under_the_prefix_and_never_stored_verbatim(
     tier = make_tier(prefix="fn-a:")
     key = "ssm:/prod/db/password*[weird]"
     entry, payload = _entry("v")
-    assert tier.set(key, entry, payload, 60.0)
+    tier.put(key, entry, payload, 60.0)
     names = [n.decode() for n in rclient.keys("*")]
     digest = hashlib.sha256(key.encode()).hexdigest()
     assert names == [f"fn-a:v1:{digest}"]
@@ -119,10 +119,9 @@ def test_round_trip_keeps_value_types_and_entry_times(make_tier: Callable[..., S
     value = {"a": [1, 2.5, None, True, b"\x00\xff", "é"], "n": -(2**70)}
     entry, payload = _entry(value, ttl=30.0, stale=5.0)
     entry.version = "etag-1"
-    assert tier.set("k", entry, payload, 35.0)
-    found = tier.get("k")
-    assert found is not None
-    got, got_payload = found
+    tier.put("k", entry, payload, 35.0)
+    got = tier.get("k")
+    assert got is not None
     assert got.value == value
     assert type(got.value["n"]) is int
     assert (got.stored_at, got.expires_at, got.stale_until, got.version) == (
@@ -131,7 +130,6 @@ def test_round_trip_keeps_value_types_and_entry_times(make_tier: Callable[..., S
         T0 + 35.0,
         "etag-1",
     )
-    assert got_payload == payload
 
 
 def test_redis_expiry_is_the_lifetime_given_rounded_down(
@@ -139,10 +137,10 @@ def test_redis_expiry_is_the_lifetime_given_rounded_down(
 ) -> None:
     tier = make_tier()
     entry, payload = _entry("v", ttl=10.0, stale=5.0)
-    assert tier.set("k", entry, payload, 14.9999)
+    tier.put("k", entry, payload, 14.9999)
     pttl = rclient.pttl(tier.data_key("k"))
     assert 0 < pttl <= 14_999
-    assert not tier.set("gone", entry, payload, 0.0009)  # under 1 ms: not written at all
+    tier.put("gone", entry, payload, 0.0009)  # under 1 ms: not written at all
     assert rclient.exists(tier.data_key("gone")) == 0
 
 
@@ -151,7 +149,7 @@ def test_values_too_large_are_not_shared(
 ) -> None:
     tier = make_tier(max_bytes=1000)
     entry, payload = _entry("x" * 2000)
-    assert not tier.set("big", entry, payload, 60.0)
+    tier.put("big", entry, payload, 60.0)
     assert rclient.dbsize() == 0
 
 
@@ -161,8 +159,8 @@ def test_delete_and_clear_touch_only_this_prefix(
     mine, theirs = make_tier(prefix="a[1]*:"), make_tier(prefix="a[1]x:")
     entry, payload = _entry("v")
     for key in ("k1", "k2", "k3"):
-        mine.set(key, entry, payload, 60.0)
-        theirs.set(key, entry, payload, 60.0)
+        mine.put(key, entry, payload, 60.0)
+        theirs.put(key, entry, payload, 60.0)
     rclient.set("unrelated", b"keep")
     assert mine.delete("k1") is True
     assert mine.delete("k1") is False
@@ -228,29 +226,31 @@ def test_breaker_opens_after_n_failures_skips_then_retries_after_cool_down(
 ) -> None:
     tier = SharedTier(private_redis.url, failures=3, cool_down=30.0, clock=fake_clock)
     entry, payload = _entry("v")
-    assert tier.set("k", entry, payload, 60.0)
+    tier.put("k", entry, payload, 60.0)
+    assert tier.get("k") is not None
     assert tier.state == "closed"
     private_redis.stop()
     for _ in range(50):
         assert tier.get("k") is None  # never raises
-        assert tier.set("k", entry, payload, 60.0) is False
+        tier.put("k", entry, payload, 60.0)  # never raises either
         with tier.lock("k", 1.0) as held:
             assert held is False
-    assert tier.attempts == 1 + 3  # the working set, then three failures; then skipped
+    assert tier.attempts == 2 + 3  # the working put and get, three failures; then skipped
     assert tier.errors == 3
     assert tier.skipped == 150 - 3
     assert tier.state == "open"
     private_redis.start()  # back, but the cool-down has not passed: still skipped
     fake_clock.advance(29.0)
     assert tier.get("k") is None
-    assert tier.attempts == 4
+    assert tier.attempts == 5
     fake_clock.advance(1.0)
     assert tier.state == "half-open"
-    assert tier.set("k", entry, payload, 60.0) is True  # the trial succeeds: closed again
+    tier.put("k", entry, payload, 60.0)  # the trial succeeds: closed again
+    assert tier.attempts == 6
     assert tier.state == "closed"
     found = tier.get("k")
     assert found is not None
-    assert found[0].value == "v"
+    assert found.value == "v"
 
 
 def test_a_failed_trial_reopens_the_breaker_at_once(
