@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import compileall
 import hashlib
 import importlib.metadata as metadata
 import importlib.util
 import os
-import py_compile
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -156,6 +155,21 @@ def _digest(path: Path) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def compile_tree(python: Path) -> None:
+    """Compile every module under ``python`` to unchecked hash-based ``.pyc`` files.
+
+    In a child interpreter with ``PYTHONHASHSEED=0``: the order of set constants in the
+    bytecode follows string hashes, so only a fixed seed gives the same bytes every time.
+    ``-d`` names the path tracebacks show (where Lambda puts the layer), the same every build.
+    """
+    command = [sys.executable, "-m", "compileall", "-q", "-d", LAYER_PATH]
+    command += ["--invalidation-mode", "unchecked-hash", str(python)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"build_layer: compileall failed:\n{result.stdout}{result.stderr}")
+
+
 def write_zip(tree: Path, out: Path) -> int:
     """Zip ``tree`` (which holds ``python/``) into ``out`` reproducibly; return its size."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -182,13 +196,7 @@ def build_layer(out: Path, redis: bool = False, compile_bytecode: bool = True) -
         for dist in dists:
             count += len(copy_distribution(dist, python))
         if compile_bytecode:
-            compileall.compile_dir(
-                str(python),
-                ddir=LAYER_PATH,  # the path tracebacks show, and the same in every build
-                quiet=1,
-                workers=1,
-                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-            )
+            compile_tree(python)
         size = write_zip(tree, out)
     versions = ", ".join(f"{d.metadata['Name']} {d.version}" for d in dists)
     bytecode = f"bytecode for Python {sys.version_info[0]}.{sys.version_info[1]}"

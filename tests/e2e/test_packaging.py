@@ -114,8 +114,10 @@ def test_the_layer_holds_the_cache_and_works_with_only_boto3_beside_it(
     aws_client("ssm", moto_server.url).put_parameter(
         Name=parameter, Value="hello", Type="String", Overwrite=True
     )
+    directory = str(tmp_path / "tmp" / "tiered-cache")
     env = {
         "PATH": os.environ.get("PATH", ""),
+        "TIERED_CACHE_DIR": directory,  # the default cache's (ssm's) directory too
         "PYTHONPATH": os.pathsep.join([layer, boto]),
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
@@ -125,7 +127,6 @@ def test_the_layer_holds_the_cache_and_works_with_only_boto3_beside_it(
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
-    directory = str(tmp_path / "tmp" / "tiered-cache")
 
     def run() -> dict[str, Any]:
         result = subprocess.run(
