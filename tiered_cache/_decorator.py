@@ -31,7 +31,6 @@ import inspect
 import keyword
 import math
 import os
-import re
 import string
 import sys
 from collections.abc import Callable, Iterable
@@ -70,8 +69,11 @@ def _hit_names() -> frozenset[str]:
 
 
 _RESERVED = _hit_names()
-#: Format specs written into the f-string as they are; any other goes in as a constant.
-_PLAIN_SPEC = re.compile(r"[A-Za-z0-9 <>=^+\-#,._%:]*")
+#: Characters of format specs written into the f-string as they are; a spec with any other
+#: goes in as a constant.
+_PLAIN_SPEC = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 <>=^+-#,._%:"
+)
 
 
 class CachedFunction(Protocol, Generic[P, R]):
@@ -383,7 +385,7 @@ class _Fields:
             if conversion:
                 expr += "!" + conversion
             if spec:
-                expr += ":" + (spec if _PLAIN_SPEC.fullmatch(spec) else "{" + const(spec) + "}")
+                expr += ":" + (spec if _PLAIN_SPEC.issuperset(spec) else "{" + const(spec) + "}")
             out.append("{" + expr + "}")
         return 'f"' + "".join(out) + '"', consts
 
