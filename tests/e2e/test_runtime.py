@@ -59,13 +59,14 @@ def test_values_arrive_on_the_real_lambda_context(aws_lambda: Any) -> None:
     assert found["arn"] == FUNCTION_ARN
     assert 0 < found["remaining_ms"] <= 30_000  # from Lambda-Runtime-Deadline-Ms
     assert {name: found[name] for name in seeded} == seeded
-    assert sorted(op for op, _ in aws_lambda.proxy.requests) == sorted(
-        [GET_PARAMETER, GET_SECRET, "S3 GET"]
-    )
+    proxy = aws_lambda.proxy
+    assert (proxy.count(GET_PARAMETER), proxy.count(GET_SECRET)) == (1, 1)
+    assert proxy.count("S3 GET") >= 1
+    cold = len(proxy.requests)
 
     again = aws_lambda.api.invoke({"n": 3}).result()
     assert {name: again[name] for name in seeded} == seeded
-    assert len(aws_lambda.proxy.requests) == 3, "a warm invocation called AWS again"
+    assert proxy.requests[cold:] == [], "a warm invocation called AWS again"
 
 
 def test_tiered_cache_functions_work(aws_lambda: Any, python_subprocess: Any) -> None:
@@ -158,7 +159,8 @@ def test_a_runtime_restart_makes_no_origin_call_for_what_is_on_disk(aws_lambda: 
     seeded = seed(aws_lambda)
     first_runtime = aws_lambda.start("context_handler")
     first = aws_lambda.api.invoke({"n": 5}).result()
-    assert len(aws_lambda.proxy.requests) == 3  # SSM, Secrets Manager, S3
+    before = len(aws_lambda.proxy.requests)  # SSM, Secrets Manager, S3
+    assert before >= 3
 
     first_runtime.kill()  # kill -9, as after a crash or a timeout
     aws_lambda.api.wait_polling(0, timeout=10)
@@ -170,7 +172,7 @@ def test_a_runtime_restart_makes_no_origin_call_for_what_is_on_disk(aws_lambda: 
     assert second["square"] == first["square"] == {"n": 5, "square": 25, "by": first["pid"]}
     assert second["loads"]["square"] == 0
     # Only the secret is fetched again: secrets are kept in memory, never in /tmp, by default.
-    assert aws_lambda.proxy.requests[3:] == [(GET_SECRET, f"{aws_lambda.prefix[1:]}/db")]
+    assert aws_lambda.proxy.requests[before:] == [(GET_SECRET, f"{aws_lambda.prefix[1:]}/db")]
 
 
 def test_16_runtime_processes_on_one_tmp_make_one_ssm_call(aws_lambda: Any) -> None:
