@@ -115,8 +115,10 @@ class TieredCache:
         self._unstorable: set[str] = set()  # keys kept in memory only: warned once each
         # This cache's hit paths, generated from the one rule and bound to it (instance
         # attributes, so a call is a plain function call: no bound method is made per hit).
+        # Assigned, not written into __dict__: touching __dict__ would cost every attribute read
+        # of the instance (the hit paths read _not_before) its inline-values fast path.
         cells = {**_hit.bound_to(self), "_INF": _INF}
-        self.__dict__["get"] = _hit.make(
+        self.get = _hit.make(  # type: ignore[method-assign]
             "get",
             "key, default=None, ttl=None",
             age="(_INF if ttl is None else ttl)",
@@ -124,7 +126,7 @@ class TieredCache:
             cells=cells,
             qualname="TieredCache.get",
         )
-        self.__dict__["get_or_load"] = _hit.make(
+        self.get_or_load = _hit.make(  # type: ignore[method-assign]
             "get_or_load",
             "key, loader, ttl=None, stale_if_error=None, persist=True",
             age="(_INF if ttl is None else ttl)",
@@ -152,7 +154,7 @@ class TieredCache:
         A hit in a lower tier is promoted to memory with its remaining lifetime.
         (The instance's own generated hit path answers; this is its documentation.)
         """
-        return self.__dict__["get"](key, default, ttl)
+        return self.get(key, default, ttl)  # the instance's own, generated in __init__
 
     def _get_lower(self, key: str, default: Any, ttl: float | None) -> Any:
         _check_key(key)
@@ -176,7 +178,7 @@ class TieredCache:
         taken for its own."""
         now = self._clock()
         not_before = self._not_before
-        entry = self._memory.get(key)
+        entry = memory = self._memory.get(key)
         if _fresh(entry, now, age, not_before) and _new(entry, since, seen):  # type: ignore[arg-type]
             entry.hits += 1  # type: ignore[union-attr]
             return entry
@@ -185,7 +187,8 @@ class TieredCache:
                 continue
             entry = tier.get(key)
             if _fresh(entry, now, age, not_before) and _new(entry, since, seen):  # type: ignore[arg-type]
-                self._promote(key, entry, bit, where if promote is None else promote, now)  # type: ignore[arg-type]
+                into = where if promote is None else promote
+                self._promote(key, entry, bit, into, now, memory)  # type: ignore[arg-type]
                 return entry
         return None
 
@@ -194,17 +197,26 @@ class TieredCache:
         """Memory hits since this cache was made (also in :meth:`stats`)."""
         return self._memory.stats()["memory_hits"]
 
-    def _promote(self, key: str, entry: Entry, found: int, into: int, now: float) -> None:
+    def _promote(
+        self,
+        key: str,
+        entry: Entry,
+        found: int,
+        into: int,
+        now: float,
+        replaces: Entry | None = None,
+    ) -> None:
         """Copy a lower tier's fresh entry into the tiers above it, with its remaining lifetime.
 
-        Guarded by the entry's own stamp: it never replaces a newer entry (or tombstone) there.
+        Guarded by the entry's own stamp: it replaces what the caller saw in memory
+        (``replaces``) or anything older, never a newer entry (or tombstone).
         """
         if found == DISK:
             self.disk_hits += 1
         else:
             self.shared_hits += 1
         lifetime = entry.stale_until - now
-        guard = Guard(entry.stored_at, None)
+        guard = Guard(entry.stored_at, None if replaces is None else replaces.identity)
         if found == SHARED and into & DISK and self._disk is not None:
             payload = _serial.dumps(entry.value, _serial.SAFE)  # it came from safe bytes
             self._disk.put(key, entry, payload, lifetime, guard)
@@ -365,7 +377,7 @@ class TieredCache:
         serializer cannot store is kept in memory for its TTL, with one warning per key.
         (The instance's own generated hit path answers; this is its documentation.)
         """
-        value: T = self.__dict__["get_or_load"](key, loader, ttl, stale_if_error, persist)
+        value: T = self.get_or_load(key, loader, ttl, stale_if_error, persist)  # the instance's
         return value
 
     def load(
@@ -561,9 +573,10 @@ class TieredCache:
             entry.hits += 1  # type: ignore[union-attr]
             return entry
         disk = self._disk
+        memory = entry
         entry = disk.get(key) if disk is not None and disk.available else None
         if entry is not None and _fresh(entry, now, bound, not_before):  # the disk tier checks
-            self._promote(key, entry, DISK, LOCAL, now)  # that the file is still there
+            self._promote(key, entry, DISK, LOCAL, now, memory)  # that the file is still there
             return entry
         return None
 
@@ -616,7 +629,7 @@ class TieredCache:
                 standing = disk.put(key, renewed, file_payload(path), lifetime, guard)
                 if standing is not None and not standing.is_tombstone:
                     renewed = standing
-                self._memory.put(key, renewed, None, lifetime, Guard(renewed.stored_at, None))
+                self._memory.put(key, renewed, None, lifetime, guard)
                 return renewed.value  # type: ignore[no-any-return]
             try:
                 size = _file_size(temp_path)
@@ -637,7 +650,7 @@ class TieredCache:
                     "the disk tier failed (see the warning logged)"
                 )
             lifetime = stored.stale_until - self._clock()
-            self._memory.put(key, stored, None, lifetime, Guard(stored.stored_at, None))
+            self._memory.put(key, stored, None, lifetime, guard)
             return stored.value  # type: ignore[no-any-return]
         finally:
             dest.close()

@@ -32,7 +32,7 @@ def after_fork_in_child(hook: Callable[[], Any]) -> None:
     never fail over the cache); the hook's object then stays as the fork left it.
     """
     ref: weakref.WeakMethod[Callable[[], Any]] | Callable[[], Any]
-    ref = weakref.WeakMethod(hook) if hasattr(hook, "__self__") else hook  # type: ignore[arg-type]
+    ref = weakref.WeakMethod(hook) if hasattr(hook, "__self__") else hook
     with _guard:
         _hooks.append(ref)
         if len(_hooks) > 64 and len(_hooks) & (len(_hooks) - 1) == 0:  # prune dead ones rarely

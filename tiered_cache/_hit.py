@@ -101,11 +101,11 @@ def make(
     naming the entry; ``hit`` runs on a fresh entry (``entry`` is bound; by default it returns
     the value); ``miss`` follows the hit block at its own indentation (so it may start with
     ``else:``). The hit block is indented ``depth`` levels below the prologue (a prologue that
-    ends in ``try:`` needs 1) and ``epilogue`` follows it at the prologue's level. ``age``: the expression of the caller's age bound, or None for the
-    stored expiry alone. ``file``: the value is a path that must still exist. ``cells`` gives
-    the initial ``cache``, ``mem_get`` and ``clock`` (default: :func:`unbound`, so
-    every call misses until :func:`rebind`) and any other names to hold in cells; ``namespace``
-    the globals the code sees.
+    ends in ``try:`` needs 1) and ``epilogue`` follows it at the prologue's level. ``age``: the
+    expression of the caller's age bound, or None for the stored expiry alone. ``file``: the
+    value is a path that must still exist. ``cells`` gives the initial ``cache``, ``mem_get``
+    and ``clock`` (default: :func:`unbound`, so every call misses until :func:`rebind`) and any
+    other names to hold in cells; ``namespace`` the globals the code sees.
     """
     values = dict(unbound())
     values.update(cells or {})
@@ -166,12 +166,17 @@ def _zero() -> float:
     return 0.0
 
 
-exec(  # noqa: S102 - the rule's own text, made into the function for the miss paths
-    "def fresh(entry, now, age, not_before):\n    return "
-    + RULE.format(nb="not_before", now="now")
-    + AGE.format(age="age")
-    + "\n",
-    globals(),
-)
-fresh: Callable[[Any, float, float, float], bool]
-fresh.__doc__ = "The rule as a function: is ``entry`` fresh at ``now`` for a caller's ``age``?"
+def _rule_function() -> Callable[[Any, float, float, float], bool]:
+    """The rule's own text, made into the plain function :func:`fresh`."""
+    scope: dict[str, Any] = {}
+    source = (
+        "def fresh(entry, now, age, not_before):\n"
+        '    """Is ``entry`` fresh at ``now`` for a caller\'s ``age`` (the one rule)?"""\n'
+        f"    return {RULE.format(nb='not_before', now='now')}{AGE.format(age='age')}\n"
+    )
+    exec(compile(source, "<tiered_cache rule>", "exec"), scope)  # noqa: S102 - our own text
+    function: Callable[[Any, float, float, float], bool] = scope["fresh"]
+    return function
+
+
+fresh: Final = _rule_function()
