@@ -12,6 +12,7 @@ from _awshelp import Calls, Context
 
 import tiered_cache as tiered
 from tiered_cache import _aws, _config, _flight, s3, secrets_manager, ssm
+from tiered_cache._aws import _service, _snapstart
 from tiered_cache.exceptions import (
     ArgumentTypeNotSupportedError,
     NoEntryNameError,
@@ -282,7 +283,7 @@ def test_snapstart_hook_expires_everything_stored_before_the_restore(
     fake = types.ModuleType("snapshot_restore_py")
     fake.register_after_restore = hooks.append  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", fake)
-    monkeypatch.setattr(_aws, "_snapstart_registered", False)
+    monkeypatch.setattr(_snapstart, "_registered", False)
     assert _aws.register_snapstart() is True
     assert _aws.register_snapstart() is True
     assert hooks == [_aws.after_restore]
@@ -302,14 +303,14 @@ def test_snapstart_hook_is_not_registered_without_the_runtime(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # import fails
-    monkeypatch.setattr(_aws, "_snapstart_registered", False)
+    monkeypatch.setattr(_snapstart, "_registered", False)
     assert _aws.register_snapstart() is False
 
 
 def test_memo_tables_are_bounded(
     default: Any, origin: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_aws, "MEMO_LIMIT", 3)
+    monkeypatch.setattr(_service, "MEMO_LIMIT", 3)
     for i in range(10):
         with pytest.raises(NotFoundError):
             ssm.get_entry(f"/dyn/p{i}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tiered_cache as tiered
 import io
 import os
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 from _awshelp import Calls, Context, files_under
 
+import tiered_cache as tiered
 from tiered_cache import s3
 from tiered_cache.exceptions import (
     InvalidS3UriError,
@@ -189,7 +189,6 @@ def test_stale_if_error_serves_the_old_file(
 
 
 def test_object_larger_than_the_disk_budget(make_cache: Any, s3_client: Any) -> None:
-    from tiered_cache import _config
 
     cache = make_cache(disk_bytes=4 * 2**20)
     tiered.set_default_cache(cache)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import tiered_cache as tiered
 import json
 from typing import Any
 
 import pytest
 from _awshelp import Calls, bytes_under
 
-from tiered_cache import _config, secrets_manager, ssm
+import tiered_cache as tiered
+from tiered_cache import secrets_manager, ssm
 from tiered_cache.exceptions import ArgumentTypeNotSupportedError, NoEntryNameError, NotFoundError
 
 SECRET = "hunter2-very-secret"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tiered_cache as tiered
 from typing import Any
 
 import boto3
 import pytest
 from _awshelp import Calls, bytes_under
 
+import tiered_cache as tiered
 from tiered_cache import TieredCache, _config, ssm
 from tiered_cache.exceptions import (
     ArgumentTypeNotSupportedError,

@@ -1,0 +1,139 @@
+"""boto3 clients, made lazily once per process, and botocore errors translated.
+
+Clients are made once per (service, region, session) with botocore's standard retry mode;
+``client=`` and ``session=`` (a ``boto3.Session``) inject others. Importing this module does not
+import boto3: the first client does. Botocore errors become :class:`SourceError` (``__cause__``
+is the botocore error), missing things :class:`NotFoundError`.
+
+Thread-safe: clients are made under a lock.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from ..exceptions import NotFoundError, SourceError
+
+__all__ = ["call", "client_for", "error_code", "get_client", "region_for", "translate"]
+
+_NOT_FOUND: Final = frozenset(
+    {
+        "ParameterNotFound",
+        "ParameterVersionNotFound",
+        "ResourceNotFoundException",
+        "NoSuchKey",
+        "NoSuchBucket",
+        "NoSuchVersion",
+        "NotFound",
+        "404",
+    }
+)
+
+
+# -- clients ---------------------------------------------------------------------------------
+
+_clients: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}
+_clients_lock = threading.Lock()
+
+
+def get_client(service: str, region: str | None = None, session: Any = None) -> Any:
+    """The process's client for ``service`` in ``region`` (made once, standard retries)."""
+    key = (service, region, id(session))
+    found = _clients.get(key)
+    if found is not None:
+        return found[1]
+    with _clients_lock:
+        found = _clients.get(key)
+        if found is None:
+            from botocore.config import Config
+            from botocore.exceptions import BotoCoreError
+
+            config = Config(retries={"mode": "standard"})
+            try:
+                if session is None:
+                    import boto3
+
+                    client = boto3.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+                else:
+                    client = session.client(service, region_name=region, config=config)
+            except BotoCoreError as exc:
+                raise SourceError(
+                    f"tiered-cache: cannot make a {service} client: {exc}; set AWS_REGION, "
+                    "or pass region_name=, session= or client="
+                ) from exc
+            found = _clients[key] = (session, client)  # the session is kept: its id stays unique
+    return found[1]
+
+
+def region_for(service: str, options: Mapping[str, Any]) -> str:
+    """The region a call with ``options`` goes to, for the cache key (no boto3 import if the
+    environment says, as it does in Lambda)."""
+    region = options.get("region_name")
+    if region:
+        return str(region)
+    client = options.get("client")
+    if client is not None:
+        return str(client.meta.region_name or "")
+    session = options.get("session")
+    if session is not None and session.region_name:
+        return str(session.region_name)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        return region
+    try:
+        return str(get_client(service, None, session).meta.region_name or "")
+    except SourceError:  # no region configured: the call itself will say so
+        return ""
+
+
+def client_for(service: str, options: Mapping[str, Any]) -> Any:
+    """The injected client, else the shared one for the options' region and session."""
+    client = options.get("client")
+    if client is not None:
+        return client
+    return get_client(service, options.get("region_name"), options.get("session"))
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def call(operation: Callable[..., Any], what: str, **kwargs: Any) -> Any:
+    """``operation(**kwargs)`` with botocore errors turned into ``SourceError``/``NotFoundError``.
+
+    ``what`` names the thing asked for in the message, for example "SSM parameter '/a/x'".
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return operation(**kwargs)
+    except ClientError as exc:
+        raise translate(exc, what) from exc
+    except BotoCoreError as exc:
+        raise SourceError(f"tiered-cache: fetching {what} failed: {exc}") from exc
+
+
+def error_code(exc: Any) -> str:
+    """The AWS error code of a botocore ``ClientError`` ("" if it has none)."""
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def translate(exc: Any, what: str) -> SourceError:
+    """The tiered-cache error for a botocore ``ClientError`` (not raised; chain it)."""
+    code = error_code(exc)
+    operation = getattr(exc, "operation_name", "the call")
+    if code in _NOT_FOUND:
+        return NotFoundError(
+            f"tiered-cache: {what} does not exist ({code} from {operation}); check the name, "
+            "the region and the version or stage asked for"
+        )
+    message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
+    return SourceError(f"tiered-cache: {operation} for {what} failed: {code}: {message}")
+
+
+def _reset() -> None:
+    """Forget every client made (tests)."""
+    with _clients_lock:
+        _clients.clear()
