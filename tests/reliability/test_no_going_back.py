@@ -151,7 +151,10 @@ def test_threads_mixing_set_refresh_and_get_or_load_never_see_an_older_value(
             if kind < 0.3:
                 ledger.write(cache, k)
                 continue
-            loader = lambda: ledger.origin[k]  # noqa: E731 - the origin as of the load
+
+            def loader(k: int = k) -> int:  # the origin as of the load
+                return ledger.origin[k]
+
             if kind < 0.6:
                 got = cache.load(f"k{k}", loader, refresh=True)
             else:
