@@ -117,11 +117,12 @@ class TieredCache:
         # attributes, so a call is a plain function call: no bound method is made per hit).
         # Assigned, not written into __dict__: touching __dict__ would cost every attribute read
         # of the instance (the hit paths read _not_before) its inline-values fast path.
-        cells = {**_hit.bound_to(self), "_INF": _INF}
+        cells = _hit.bound_to(self)
         self.get = _hit.make(  # type: ignore[method-assign]
             "get",
             "key, default=None, ttl=None",
-            age="(_INF if ttl is None else ttl)",
+            age="ttl",
+            optional_age=True,
             miss="return cache._get_lower(key, default, ttl)",
             cells=cells,
             qualname="TieredCache.get",
@@ -129,7 +130,8 @@ class TieredCache:
         self.get_or_load = _hit.make(  # type: ignore[method-assign]
             "get_or_load",
             "key, loader, ttl=None, stale_if_error=None, persist=True",
-            age="(_INF if ttl is None else ttl)",
+            age="ttl",
+            optional_age=True,
             miss="return cache.load(key, loader, ttl, stale_if_error, persist)",
             cells=cells,
             qualname="TieredCache.get_or_load",

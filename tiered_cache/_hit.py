@@ -40,6 +40,8 @@ RULE: Final = (
 )
 #: Appended to :data:`RULE` for a caller with its own age bound ``{age}``.
 AGE: Final = " and now - stored_at < {age}"
+#: The same, for a bound that may be None (no bound): one ``is None`` test on the common path.
+OPTIONAL_AGE: Final = " and ({age} is None or now - stored_at < {age})"
 #: Appended to :data:`RULE` for file-backed entries: the file must still be there.
 FILE: Final = " and exists(entry.value)"
 
@@ -69,11 +71,16 @@ def _indent(block: str, spaces: int) -> str:
     return "\n".join(pad + line if line.strip() else line for line in block.splitlines())
 
 
-def rule(age: str | None = None, file: bool = False, now: str = "(now := clock())") -> str:
+def rule(
+    age: str | None = None,
+    file: bool = False,
+    now: str = "(now := clock())",
+    optional_age: bool = False,
+) -> str:
     """The freshness test as a Python expression over ``entry`` (see the module docstring)."""
     text = RULE.format(nb="cache._not_before", now=now)
     if age is not None:
-        text += AGE.format(age=age)
+        text += (OPTIONAL_AGE if optional_age else AGE).format(age=age)
     if file:
         text += FILE
     return text
@@ -90,6 +97,7 @@ def make(
     epilogue: str = "",
     depth: int = 0,
     age: str | None = None,
+    optional_age: bool = False,
     file: bool = False,
     cells: Mapping[str, Any] | None = None,
     namespace: Mapping[str, Any] | None = None,
@@ -102,14 +110,16 @@ def make(
     the value); ``miss`` follows the hit block at its own indentation (so it may start with
     ``else:``). The hit block is indented ``depth`` levels below the prologue (a prologue that
     ends in ``try:`` needs 1) and ``epilogue`` follows it at the prologue's level. ``age``: the
-    expression of the caller's age bound, or None for the stored expiry alone. ``file``: the
+    expression of the caller's age bound, or None for the stored expiry alone (with
+    ``optional_age``, the expression may be None at run time: no bound). ``file``: the
     value is a path that must still exist. ``cells`` gives the initial ``cache``, ``mem_get``
     and ``clock`` (default: :func:`unbound`, so every call misses until :func:`rebind`) and any
     other names to hold in cells; ``namespace`` the globals the code sees.
     """
     values = dict(unbound())
     values.update(cells or {})
-    core = _CORE.format(key=key, rule=rule(age, file), hit=_indent(hit, 4), miss=miss)
+    test = rule(age, file, optional_age=optional_age)
+    core = _CORE.format(key=key, rule=test, hit=_indent(hit, 4), miss=miss)
     body = "\n".join(
         part
         for part in (_indent(prologue, 8), _indent(core, 8 + 4 * depth), _indent(epilogue, 8))
