@@ -8,10 +8,13 @@ what is fresh. Each is written with a Redis expiry no later than the envelope's 
   on read (a miss); nothing read from Redis is ever unpickled.
 - Keys never become Redis key names: a key is stored as ``<prefix>v1:<sha256(key)>``, its fleet
   lock as ``<prefix>lock:<sha256(key)>``. The prefix lets many functions share one cluster.
-- A sick Redis costs little: connect and read timeouts of 50 ms by default, no client retries,
-  and a circuit breaker: after ``failures`` consecutive errors the tier is skipped for
-  ``cool_down`` seconds, then tried again. No Redis exception ever reaches the caller: a failed
-  read is a miss, a failed write is skipped, a failed lock is not held.
+- A sick Redis costs little: a connect timeout of 50 ms by default, and one deadline of
+  ``timeout`` (50 ms) over each whole command, every read and write of it together
+  (``_deadline``: a per-read socket timeout alone let a server that drips one byte every 40 ms
+  hold a call for seconds); no client retries, and a circuit breaker (``_breaker``): after
+  ``failures`` consecutive errors the tier is skipped for ``cool_down`` seconds, then tried
+  again. No Redis exception ever reaches the caller: a failed read is a miss, a failed write
+  is skipped, a failed lock is not held.
 - Fleet-wide single-flight: :meth:`SharedTier.lock` takes ``SET <lock> <token> NX PX <lease>``
   and waits a bounded time for it; the release deletes the lock only if it still holds this
   caller's token (a small Lua script), so an expired lease never frees another caller's lock.
@@ -32,14 +35,15 @@ from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _serial
+from ._breaker import Breaker
+from ._deadline import bounded, deadline_connection_class
 from ._entry import Entry, Guard, decode, encode
-from ._log import log
 
 __all__ = ["DEFAULT_PREFIX", "SharedTier", "connection_kwargs"]
 
 
 DEFAULT_PREFIX: Final = "tiered-cache:"
-DEFAULT_TIMEOUT: Final = 0.05  # seconds, for both connect and read
+DEFAULT_TIMEOUT: Final = 0.05  # seconds: the connect, and each whole command
 
 # Delete the lock only while it still holds our token: an expired lease that another caller
 # took since must stay theirs.
@@ -63,6 +67,8 @@ def connection_kwargs(
     url: str, connect_timeout: float | None = None, timeout: float | None = None
 ) -> dict[str, Any]:
     """``redis.Redis`` keyword arguments for a ``redis://`` or ``rediss://`` URL.
+
+    ``socket_timeout`` is also the deadline of each whole command (see :class:`SharedTier`).
 
     ``rediss://`` turns on TLS (``ssl=True``); user name and password come from the URL
     (percent-decoded); the database from the path or ``?db=``. Timeouts: the arguments, else
@@ -124,10 +130,13 @@ class SharedTier:
     """Envelopes in Redis/Valkey shared by a fleet; see the module docstring.
 
     Give either ``url`` (``redis://`` or ``rediss://``) or a prebuilt ``client`` (for example
-    a ``redis.RedisCluster``; its own timeouts and retries then apply). ``clock`` times the
-    breaker's cool-down (wall clock, injectable). ``lock_wait`` bounds a wait for another
-    caller's fleet lock; ``lock_lease`` is how long a lock lives if its holder dies. Values
-    whose envelope exceeds ``max_bytes`` are not shared.
+    a ``redis.RedisCluster``; its own timeouts and retries then apply, and its commands are
+    not bounded as a whole). ``timeout`` bounds each whole command: all its reads and writes
+    together, and each one (the socket timeout); opening a connection is bounded by
+    ``connect_timeout`` and not charged to the command. ``clock`` times the breaker's cool-down
+    (wall clock, injectable). ``lock_wait`` bounds a wait for another caller's fleet lock;
+    ``lock_lease`` is how long a lock lives if its holder dies. Values whose envelope exceeds
+    ``max_bytes`` are not shared (counted as ``shared_too_large``).
     """
 
     def __init__(
@@ -153,24 +162,19 @@ class SharedTier:
                 "lock_lease > 0 and max_bytes >= 1"
             )
         self.kwargs = connection_kwargs(url, connect_timeout, timeout) if url is not None else None
+        #: The deadline of one whole command (None for a prebuilt client: its own timeouts).
+        self.deadline: float | None = (
+            float(self.kwargs["socket_timeout"]) if self.kwargs is not None else None
+        )
         self.prefix = prefix
-        self.failures = failures
-        self.cool_down = float(cool_down)
         self.lock_wait = float(lock_wait)
         self.lock_lease = float(lock_lease)
         self.max_bytes = max_bytes
-        self.clock = clock
+        self.breaker = Breaker("the shared tier", failures, cool_down, clock)
         self._redis: Any = client
         self._make_lock = threading.Lock()
-        self._consecutive = 0
-        self._opened_at = 0.0
-        self._open_until = 0.0
-        self._warned = False
-        self.attempts = 0  # commands sent (or tried) to Redis
-        self.errors = 0  # commands that failed
-        self.skipped = 0  # commands not tried because the breaker was open
-        self.breaker_opens = 0
         self.corrupt = 0  # values refused: not an envelope, pickled, a file, damaged
+        self.too_large = 0  # values not shared: their envelope exceeds max_bytes
         self.lock_timeouts = 0
 
     def __repr__(self) -> str:
@@ -195,17 +199,44 @@ class SharedTier:
     @property
     def available(self) -> bool:
         """False while the breaker is open (the tier is skipped until the cool-down ends)."""
-        if self._open_until == 0.0:
-            return True
-        now = self.clock()
-        return now >= self._open_until or now < self._opened_at  # clock stepped back: retry
+        return self.breaker.available
 
     @property
     def state(self) -> str:
         """The breaker: "closed" (in use), "open" (skipped), "half-open" (next try is a trial)."""
-        if self._open_until == 0.0:
-            return "closed"
-        return "half-open" if self.available else "open"
+        return self.breaker.state
+
+    @property
+    def attempts(self) -> int:
+        """Commands sent (or tried) to Redis."""
+        return self.breaker.attempts
+
+    @property
+    def errors(self) -> int:
+        """Commands that failed (an error, or past their deadline)."""
+        return self.breaker.errors
+
+    @property
+    def skipped(self) -> int:
+        """Commands not tried because the breaker was open."""
+        return self.breaker.skipped
+
+    @property
+    def breaker_opens(self) -> int:
+        return self.breaker.opens
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The wall clock timing the breaker's cool-down."""
+        return self.breaker.clock
+
+    @property
+    def failures(self) -> int:
+        return self.breaker.failures
+
+    @property
+    def cool_down(self) -> float:
+        return self.breaker.cool_down
 
     def _client(self) -> Any:
         client = self._redis
@@ -218,46 +249,27 @@ class SharedTier:
                 from redis.retry import Retry
 
                 # No client retries: the breaker decides when to try again.
-                self._redis = redis.Redis(**(self.kwargs or {}), retry=Retry(NoBackoff(), 0))
+                client = redis.Redis(**(self.kwargs or {}), retry=Retry(NoBackoff(), 0))
+                # Its sockets end each command by the command's deadline (see _deadline).
+                pool = client.connection_pool
+                pool.connection_class = deadline_connection_class(pool.connection_class)
+                self._redis = client
             return self._redis
 
     def _run(self, command: Callable[[Any], Any]) -> Any:
-        """``command(client)``'s result, or ``_FAILED`` (breaker open, or any error)."""
-        if not self.available:
-            self.skipped += 1
+        """``command(client)``'s result within the deadline, or ``_FAILED`` (breaker open, or
+        any error, a deadline passed included)."""
+        breaker = self.breaker
+        if not breaker.allow():
             return _FAILED
-        self.attempts += 1
         try:
-            result = command(self._client())
+            with bounded(self.deadline):
+                result = command(self._client())
         except Exception as exc:
-            self._failure(exc)
+            breaker.failure(exc)
             return _FAILED
-        if self._consecutive:
-            self._consecutive = 0
-            self._open_until = 0.0
+        breaker.success()
         return result
-
-    def _failure(self, exc: BaseException) -> None:
-        self.errors += 1
-        self._consecutive += 1
-        if self._consecutive < self.failures:
-            log.debug("tiered-cache: shared tier error: %r", exc)
-            return
-        now = self.clock()
-        self._opened_at, self._open_until = now, now + self.cool_down
-        self.breaker_opens += 1
-        if not self._warned:
-            self._warned = True
-            log.warning(
-                "tiered-cache: the shared tier failed %d times in a row (%s: %s); skipping it "
-                "for %g s at a time until it answers again",
-                self._consecutive,
-                type(exc).__name__,
-                exc,
-                self.cool_down,
-            )
-        else:
-            log.debug("tiered-cache: shared tier still failing: %r", exc)
 
     # -- envelopes ----------------------------------------------------------------------------
 
@@ -300,6 +312,7 @@ class SharedTier:
             return None
         data = encode(key, entry, payload, 0)
         if len(data) > self.max_bytes:
+            self.too_large += 1
             return None
         self._run(lambda r: r.set(self.data_key(key), data, px=millis))
         return None
@@ -310,19 +323,29 @@ class SharedTier:
         return found is not _FAILED and bool(found)
 
     def clear(self) -> None:
-        """Drop every envelope under this tier's prefix (for every function sharing it)."""
+        """Drop every envelope under this tier's prefix (for every function sharing it).
 
-        def clear_all(r: Any) -> None:
-            batch: list[Any] = []
-            for name in r.scan_iter(match=_glob_escape(self.prefix) + "v1:*", count=500):
-                batch.append(name)
-                if len(batch) >= 500:
-                    r.delete(*batch)
-                    batch.clear()
-            if batch:
-                r.delete(*batch)
+        Each SCAN and DEL is a command of its own, with its own deadline; the first that fails
+        ends the clear (what it had not reached stays, until its expiry)."""
+        match = _glob_escape(self.prefix) + "v1:*"
+        cursor: Any = 0
+        names: list[Any] = []
 
-        self._run(clear_all)
+        def scan(r: Any) -> Any:
+            return r.scan(cursor, match=match, count=500)
+
+        def delete(r: Any) -> Any:
+            return r.delete(*names)
+
+        while True:
+            page = self._run(scan)
+            if page is _FAILED:
+                return
+            cursor, names = page
+            if names and self._run(delete) is _FAILED:
+                return
+            if not cursor or cursor == b"0":
+                return
 
     # -- fleet-wide single-flight ---------------------------------------------------------------
 
@@ -367,5 +390,6 @@ class SharedTier:
             "shared_skipped": self.skipped,
             "shared_breaker_opens": self.breaker_opens,
             "shared_corrupt": self.corrupt,
+            "shared_too_large": self.too_large,
             "shared_lock_timeouts": self.lock_timeouts,
         }

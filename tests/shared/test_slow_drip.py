@@ -1,0 +1,100 @@
+"""A Redis that answers one byte every 40 ms: each whole command is bounded, not each read.
+
+Before the deadline, a 50 ms socket timeout never fired against such a server (each read got its
+byte in 40 ms) and one ``get_or_load`` was held for seconds. Now every command of the shared
+tier has one deadline over all its reads and writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+redis = pytest.importorskip("redis", reason="the shared-tier tests need redis-py (the test extra)")
+
+import tiered_cache as tiered  # noqa: E402
+from tiered_cache._shared import SharedTier  # noqa: E402
+
+from ._drip import DripServer, redis_request  # noqa: E402
+
+#: A bulk string of 50 bytes: 57 bytes on the wire, 2.3 s at one byte every 40 ms.
+REPLY = b"$50\r\n" + b"x" * 50 + b"\r\n"
+
+
+@pytest.fixture
+def drip() -> Iterator[DripServer]:
+    with DripServer(redis_request, REPLY, interval=0.04) as server:
+        yield server
+
+
+def test_the_drip_defeats_a_per_read_timeout() -> None:
+    """Control: a plain client with a 50 ms socket timeout reads a dripped reply in full, taking
+    far longer than its timeout. This is what the deadline has to stop."""
+    with DripServer(redis_request, b"$3\r\nabc\r\n", interval=0.04) as server:
+        client = redis.Redis(
+            host="127.0.0.1",
+            port=server.port,
+            socket_timeout=0.05,
+            socket_connect_timeout=0.05,
+            protocol=2,  # no HELLO and no CLIENT SETINFO on connect: the GET alone
+            driver_info=None,
+        )
+        started = time.monotonic()
+        assert client.get("k") == b"abc"
+        elapsed = time.monotonic() - started
+        client.close()
+    assert elapsed >= 0.3  # 9 bytes, 40 ms apart, each read well within 50 ms
+
+
+def test_one_get_or_load_ends_in_well_under_a_second_with_the_origins_value(
+    drip: DripServer, tmp_path: Path
+) -> None:
+    cache = tiered.TieredCache(
+        directory=str(tmp_path / "c"), shared=f"redis://127.0.0.1:{drip.port}/0"
+    )
+    calls: list[int] = []
+
+    def origin() -> str:
+        calls.append(1)
+        return "from-origin"
+
+    started = time.monotonic()
+    value = cache.get_or_load("k", origin)
+    elapsed = time.monotonic() - started
+    stats = cache.stats()
+    assert value == "from-origin"
+    assert calls == [1]
+    assert elapsed < 0.6, f"one get_or_load took {elapsed:.2f} s against a dripping Redis"
+    assert drip.requests >= 1
+    assert drip.sent >= 1  # it did answer, slowly: the commands were cut by their deadline
+    assert stats["shared_errors"] >= 1
+    assert stats["shared_hits"] == 0
+    # the next call is a memory hit: the drip costs nothing more
+    started = time.monotonic()
+    assert cache.get_or_load("k", origin) == "from-origin"
+    assert time.monotonic() - started < 0.05
+    assert calls == [1]
+
+
+def test_the_deadline_is_the_timeout_over_the_whole_command(drip: DripServer) -> None:
+    tier = SharedTier(f"redis://127.0.0.1:{drip.port}/0", timeout=0.3, failures=10)
+    assert tier.deadline == 0.3
+    times: list[float] = []
+    for _ in range(3):
+        started = time.monotonic()
+        assert tier.get("k") is None
+        times.append(time.monotonic() - started)
+    assert tier.errors == 3
+    assert tier.state == "closed"  # three of ten failures: still in use
+    # each command ran until its 0.3 s deadline (not one 0.3 s read: 57 bytes take 2.3 s)
+    assert all(0.25 <= t < 1.0 for t in times), times
+
+
+def test_a_prebuilt_client_keeps_its_own_timeouts(drip: DripServer) -> None:
+    """A client passed in is not wrapped (its own settings apply): no deadline is set."""
+    client: Any = redis.Redis(host="127.0.0.1", port=drip.port, socket_timeout=0.05)
+    assert SharedTier(client=client).deadline is None
