@@ -44,10 +44,8 @@ bare ``ClientError``; the file is never seen half-written.
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from . import _aws
 from ._core import NOT_MODIFIED
@@ -63,69 +61,69 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Bytes read from the response stream and written to the file per step.
 CHUNK: Final = 1024 * 1024
 
-_NONE: Final = frozenset[str]()
-_specs: dict[Any, _aws.Spec] = _aws.memo_table()
-_fast: dict[Any, _aws.Hit] = _aws.memo_table()
-_bytes_specs: dict[Any, _aws.Spec] = _aws.memo_table()
 
+class _Objects(_aws.Service):
+    """Objects as local files in the cache directory (ETag-revalidated)."""
 
-def _get_entry(
-    s3Uri: Any,
-    max_age_in_seconds: Any,
-    entry_name: Any,
-    check_before_download: Any,
-    options: dict[str, Any],
-) -> Any:
-    """``get_entry``'s miss path: validate (memoized), bind its hit path, load."""
-    memo_key = (
-        s3Uri,
-        max_age_in_seconds,
-        entry_name,
-        check_before_download,
-        tuple(sorted(options.items())),
-    )
-    plan = _aws.resolve(
-        _specs,
-        memo_key,
-        _spec,
-        s3Uri,
-        max_age_in_seconds,
-        entry_name,
-        check_before_download,
-        options,
-        "s3.get_entry",
-    )
-    if type(s3Uri) is str and not options and check_before_download is True:
-        _aws.remember_hit(get_entry, _fast, s3Uri, plan)
-    return _aws.value_of(plan)
-
-
-if TYPE_CHECKING:
-
-    def get_entry(
-        s3Uri: str,
-        max_age_in_seconds: float | None = None,
-        entry_name: str | bool | None = False,
-        check_before_download: bool = True,
-        **options: Unpack[_aws.Options],
-    ) -> str:
-        """The path of a local file holding the object at ``s3Uri``, cached."""
-
-else:
-    get_entry = _aws.hit_path(
-        "get_entry",
-        "s3Uri, max_age_in_seconds=None, entry_name=False, check_before_download=True, "
-        "**options",
-        "s3Uri, max_age_in_seconds, entry_name, check_before_download, options",
-        _fast,
-        _get_entry,
-        extra=" or check_before_download is not True",
-        file=True,
-        doc="The path of a local file holding the object at ``s3Uri`` (fresh within the max "
-        "age).",
+    name = "s3"
+    kind = "s3-file"
+    file = True
+    #: not part of the key: it changes how a miss fetches, never the value
+    options: ClassVar[tuple[_aws.Option, ...]] = (
+        _aws.Option("check_before_download", True, key=False, check=_aws.boolean),
     )
 
+    def check_name(self, name: str | list[str], owner: str) -> None:
+        parse_s3_uri(str(name))
 
+    def check(self, request: _aws.Request) -> None:
+        if request.persist is not None:
+            raise TypeError(
+                f"tiered-cache: {request.owner}: objects are always files in the cache "
+                "directory; persist= is not taken (use s3.get_bytes for a value kept in memory)"
+            )
+
+    def key(self, request: _aws.Request) -> str:
+        return "/".join(parse_s3_uri(str(request.name)))
+
+    def fetch_file(self, request: _aws.Request, dest: IO[bytes], version: str | None) -> str | None:
+        bucket, key = parse_s3_uri(str(request.name))
+        return _fetch_file(
+            bucket, key, request.check_before_download, request.options, dest, version
+        )
+
+
+class _Bytes(_Objects):
+    """Small objects as ``bytes`` values (memory and disk, like any value)."""
+
+    kind = "s3-bytes"
+    file = False
+    options = ()
+
+    def check(self, request: _aws.Request) -> None:
+        pass
+
+    def fetch(self, request: _aws.Request) -> bytes:
+        return _fetch_bytes(*parse_s3_uri(str(request.name)), request.options)
+
+
+_OBJECTS: Final = _Objects()
+_BYTES: Final = _Bytes()
+
+
+@_OBJECTS.entry
+def get_entry(
+    s3Uri: str,
+    max_age_in_seconds: float | None = None,
+    entry_name: str | bool | None = False,
+    check_before_download: bool = True,
+    **options: Unpack[_aws.Options],
+) -> str:
+    """The path of a local file holding the object at ``s3Uri`` (fresh within the max age)."""
+    raise NotImplementedError  # never runs: the base generates the function
+
+
+@_OBJECTS.handler
 def cache(
     s3Uri: str,
     max_age_in_seconds: float | None = None,
@@ -138,14 +136,10 @@ def cache(
     ``entry_name`` defaults to the last segment of the URI (``.../model.bin`` ->
     ``model.bin``, read with ``getattr``). Arguments are checked when the handler is called.
     """
-    return _aws.handler_decorator(
-        lambda: _spec(
-            s3Uri, max_age_in_seconds, entry_name, check_before_download, options, "s3.cache"
-        ),
-        file=True,
-    )
+    raise NotImplementedError  # never runs: the base generates the function
 
 
+@_BYTES.entry
 def get_bytes(
     s3Uri: str,
     max_age_in_seconds: float | None = None,
@@ -153,9 +147,7 @@ def get_bytes(
 ) -> bytes:
     """The object at ``s3Uri`` as ``bytes``, cached as a value (for small objects: it is read
     whole into memory; use :func:`get_entry` for large ones)."""
-    memo_key = (s3Uri, max_age_in_seconds, tuple(sorted(options.items())))
-    plan = _aws.resolve(_bytes_specs, memo_key, _bytes_spec, s3Uri, max_age_in_seconds, options)
-    return _aws.value_of(plan)  # type: ignore[no-any-return]
+    raise NotImplementedError  # never runs: the base generates the function
 
 
 def parse_s3_uri(s3Uri: str) -> tuple[str, str]:
@@ -178,55 +170,6 @@ def parse_s3_uri(s3Uri: str) -> tuple[str, str]:
             "'s3://bucket-name/path/to/file'"
         )
     return elements[2], key
-
-
-def _spec(
-    s3Uri: Any,
-    max_age_in_seconds: Any,
-    entry_name: Any,
-    check_before_download: Any,
-    options: Any,
-    owner: str,
-) -> _aws.Spec:
-    attr = _aws.entry_name_for(s3Uri, entry_name)
-    bucket, key = parse_s3_uri(s3Uri)
-    if not isinstance(check_before_download, bool):
-        raise TypeError(f"tiered-cache: {owner}: check_before_download must be True or False")
-    ttl, stale_if_error = _aws.check_options(options, _NONE, owner)
-    if "persist" in options:
-        raise TypeError(
-            f"tiered-cache: {owner}: objects are always files in the cache directory; "
-            "persist= is not taken (use s3.get_bytes for a value kept in memory)"
-        )
-    age = _aws.max_age_of(max_age_in_seconds, ttl, owner)
-    fetch = functools.partial(_fetch_file, bucket, key, check_before_download, dict(options))
-    return _aws.Spec(
-        f"aws:s3:file:{bucket}/{key}",
-        attr,
-        age,
-        max_age_in_seconds,
-        stale_if_error,
-        True,
-        fetch_file=fetch,
-    )
-
-
-def _bytes_spec(s3Uri: Any, max_age_in_seconds: Any, options: Any) -> _aws.Spec:
-    owner = "s3.get_bytes"
-    bucket, key = parse_s3_uri(s3Uri)
-    ttl, stale_if_error = _aws.check_options(options, _NONE, owner)
-    age = _aws.max_age_of(max_age_in_seconds, ttl, owner)
-    fetch = functools.partial(_fetch_bytes, bucket, key, dict(options))
-    persist = options.get("persist") is not False
-    return _aws.Spec(
-        f"aws:s3:bytes:{bucket}/{key}",
-        key.rsplit("/", 1)[-1],
-        age,
-        max_age_in_seconds,
-        stale_if_error,
-        persist,
-        fetch,
-    )
 
 
 def _what(bucket: str, key: str) -> str:

@@ -18,8 +18,11 @@ GetParameters limit); names that do not exist raise ``NotFoundError`` naming all
 
 Options (keywords, every call): ``max_age_in_seconds`` or ``ttl`` (the same setting; default:
 the cache's ttl, 60 s unless ``TIERED_CACHE_TTL``), ``stale_if_error``, ``decrypt`` (default
-True), ``persist`` (default: True for String/StringList, False for a decrypted SecureString,
-which stays in memory only), ``client``, ``session``, ``region_name``.
+True), ``transform`` (``"json"``, ``"binary"`` (base64), ``"auto"`` (by the name's suffix,
+``.json`` or ``.binary``) or None; applied to each value of a list or path, and part of the
+cache key), ``persist`` (default: True for String/StringList, False for a decrypted
+SecureString, which stays in memory only), ``shared``, ``client``, ``session``,
+``region_name``.
 
 IAM: ``ssm:GetParameter`` (one name), ``ssm:GetParameters`` (a list),
 ``ssm:GetParametersByPath`` (a path), and ``kms:Decrypt`` on the key of SecureStrings.
@@ -27,7 +30,8 @@ IAM: ``ssm:GetParameter`` (one name), ``ssm:GetParameters`` (a list),
 Thread-safe and process-safe: one origin call per key at a time across threads, and across
 processes for values that go to disk. Errors: ``NotFoundError`` for a missing name (its
 ``__cause__`` is the botocore ``ClientError``; remembered for up to 10 s), ``SourceError``
-for any other failure of the service, unless ``stale_if_error`` lets a stale value stand in.
+for any other failure of the service, unless ``stale_if_error`` lets a stale value stand in;
+``ValueError`` for a value that ``transform`` cannot parse (never quoting the value).
 
 Moving from lambda-cache
 ------------------------
@@ -49,14 +53,14 @@ names, positions, the 60 s default and the context attribute names are the same.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from . import _aws
+from ._aws import _transform
 from ._tier import LOCAL, MEMORY, SHARED, Placed
-from .exceptions import ArgumentTypeNotSupportedError, NotFoundError
+from .exceptions import NotFoundError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -74,61 +78,119 @@ class SSMOptions(_aws.Options, total=False):
     """Keyword options of the SSM helpers."""
 
     decrypt: bool  #: WithDecryption (default True)
+    transform: _transform.Transform  #: "json", "binary", "auto" or None
 
 
-_ALLOWED: Final = frozenset({"decrypt"})
-_specs: dict[Any, _aws.Spec] = _aws.memo_table()
-_fast: dict[Any, _aws.Hit] = _aws.memo_table()
-_path_specs: dict[Any, _aws.Spec] = _aws.memo_table()
+class _Parameters(_aws.Service):
+    """One name (GetParameter) or a list (GetParameters, batches of 10), keyed by leaf name."""
+
+    name = "ssm"
+    many = True
+    options: ClassVar[tuple[_aws.Option, ...]] = (
+        _aws.Option("decrypt", True, check=_aws.boolean),
+        _aws.Option("transform", None, check=_transform.check),
+    )
+
+    def check_name(self, name: str | list[str], owner: str) -> None:
+        if isinstance(name, list):
+            _check_leaves(name, owner)
+
+    def key(self, request: _aws.Request) -> str:
+        return request.name or json.dumps(sorted(request.names or ()))
+
+    def fetch(self, request: _aws.Request) -> Any:
+        client, decrypt = request.client(), request.decrypt
+        if request.name is not None:
+            name = request.name
+            response = _aws.call(
+                client.get_parameter,
+                f"SSM parameter {name!r} in {request.where}",
+                Name=name,
+                WithDecryption=decrypt,
+            )
+            parameter = response["Parameter"]
+            return _place(request, _value(request, parameter), _secret(parameter, decrypt))
+        names = request.names or []
+        found: dict[str, Any] = {}
+        missing: list[str] = []
+        secret = False
+        for start in range(0, len(names), BATCH):
+            batch = names[start : start + BATCH]
+            response = _aws.call(
+                client.get_parameters,
+                f"SSM parameters {batch!r} in {request.where}",
+                Names=batch,
+                WithDecryption=decrypt,
+            )
+            for parameter in response.get("Parameters", ()):
+                found[_leaf(parameter["Name"])] = _value(request, parameter)
+                secret = secret or _secret(parameter, decrypt)
+            missing.extend(response.get("InvalidParameters", ()))
+        if missing:
+            raise NotFoundError(
+                f"tiered-cache: SSM parameters not found in {request.where}: "
+                f"{', '.join(missing)}; check the names and the region"
+            )
+        result = {_leaf(name): found[_leaf(name)] for name in names if _leaf(name) in found}
+        return _place(request, result, secret)
 
 
-_GET_ENTRY_DOC: Final = """The value of an SSM parameter (``str``, or ``list[str]`` for a StringList), cached.
+class _Path(_Parameters):
+    """Every parameter under a path (GetParametersByPath, page by page), keyed by full name."""
 
-With a list of names, a dict keyed by leaf name (``entry_name`` is required, as in
-lambda-cache). A warm hit is a memo lookup, a dict lookup and a clock read."""
+    kind = "ssm-path"
+    many = False
+    options = (*_Parameters.options, _aws.Option("recursive", False, check=_aws.boolean))
+
+    def check_name(self, name: str | list[str], owner: str) -> None:
+        if not str(name).startswith("/"):
+            raise ValueError(f"tiered-cache: {owner}: path must start with '/', not {name!r}")
+
+    def key(self, request: _aws.Request) -> str:
+        return str(request.name)
+
+    def fetch(self, request: _aws.Request) -> Any:
+        client, decrypt = request.client(), request.decrypt
+        what = f"SSM parameters under {request.name!r} in {request.where}"
+        call: dict[str, Any] = {
+            "Path": request.name,
+            "Recursive": request.recursive,
+            "WithDecryption": decrypt,
+            "MaxResults": BATCH,
+        }
+        result: dict[str, Any] = {}
+        secret = False
+        while True:
+            response = _aws.call(client.get_parameters_by_path, what, **call)
+            for parameter in response.get("Parameters", ()):
+                result[parameter["Name"]] = _value(request, parameter)
+                secret = secret or _secret(parameter, decrypt)
+            token = response.get("NextToken")
+            if not token:
+                break
+            call["NextToken"] = token
+        return _place(request, result, secret)
 
 
-def _get_entry(
-    parameter: Any, max_age_in_seconds: Any, entry_name: Any, options: dict[str, Any]
+_PARAMETERS: Final = _Parameters()
+_PATH: Final = _Path()
+
+
+@_PARAMETERS.entry
+def get_entry(
+    parameter: str | list[str],
+    max_age_in_seconds: float | None = None,
+    entry_name: str | bool | None = False,
+    **options: Unpack[SSMOptions],
 ) -> Any:
-    """``get_entry``'s miss path: validate (memoized), bind its hit path, load."""
-    memo_key = (_aws.freeze(parameter), max_age_in_seconds, entry_name, _items(options))
-    plan = _aws.resolve(
-        _specs,
-        memo_key,
-        _spec,
-        parameter,
-        max_age_in_seconds,
-        entry_name,
-        options,
-        "ssm.get_entry",
-    )
-    if type(parameter) is str and not options:
-        _aws.remember_hit(get_entry, _fast, parameter, plan)
-    return _aws.value_of(plan)
+    """The value of an SSM parameter (``str``, or ``list[str]`` for a StringList), cached.
+
+    With a list of names, a dict keyed by leaf name (``entry_name`` is required, as in
+    lambda-cache). A warm hit is a memo lookup, a dict lookup and a clock read."""
+    raise NotImplementedError  # never runs: the base generates the function
 
 
-if TYPE_CHECKING:
-
-    def get_entry(
-        parameter: str | list[str],
-        max_age_in_seconds: float | None = None,
-        entry_name: str | bool | None = False,
-        **options: Unpack[SSMOptions],
-    ) -> Any:
-        """The value of an SSM parameter, cached (see the module docstring)."""
-
-else:
-    get_entry = _aws.hit_path(
-        "get_entry",
-        "parameter, max_age_in_seconds=None, entry_name=False, **options",
-        "parameter, max_age_in_seconds, entry_name, options",
-        _fast,
-        _get_entry,
-        doc=_GET_ENTRY_DOC,
-    )
-
-
+@_PARAMETERS.handler
 def cache(
     parameter: str | list[str],
     max_age_in_seconds: float | None = None,
@@ -141,79 +203,25 @@ def cache(
     Arguments are checked when the handler is called, not when it is decorated. Stacks with
     the other helpers' decorators; the handler's return value is returned unchanged.
     """
-    return _aws.handler_decorator(
-        lambda: _spec(parameter, max_age_in_seconds, entry_name, options, "ssm.cache")
-    )
+    raise NotImplementedError  # never runs: the base generates the function
 
 
+@_PATH.entry
 def get_parameters_by_path(
     path: str,
     recursive: bool = False,
     max_age_in_seconds: float | None = None,
     **options: Unpack[SSMOptions],
-) -> dict[str, str | list[str]]:
+) -> dict[str, Any]:
     """Every parameter under ``path`` (one level, or all with ``recursive``), by full name.
 
     Fetched page by page (GetParametersByPath, 10 per page) and cached as one entry. An
     empty path gives an empty dict.
     """
-    memo_key = (path, recursive, max_age_in_seconds, _items(options))
-    plan = _aws.resolve(
-        _path_specs,
-        memo_key,
-        _path_spec,
-        path,
-        recursive,
-        max_age_in_seconds,
-        options,
-    )
-    return _aws.value_of(plan)  # type: ignore[no-any-return]
+    raise NotImplementedError  # never runs: the base generates the function
 
 
-# -- validation: the spec of one call ---------------------------------------------------------
-
-
-def _items(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted(options.items())) if options else ()
-
-
-def _common(
-    max_age_in_seconds: Any, options: Mapping[str, Any], owner: str
-) -> tuple[float | None, float | None, bool, bool | None, str]:
-    ttl, stale_if_error = _aws.check_options(options, _ALLOWED, owner)
-    age = _aws.max_age_of(max_age_in_seconds, ttl, owner)
-    decrypt = options.get("decrypt", True)
-    if not isinstance(decrypt, bool):
-        raise TypeError(f"tiered-cache: {owner}: decrypt must be True or False, not {decrypt!r}")
-    return age, stale_if_error, decrypt, options.get("persist"), _aws.region_for("ssm", options)
-
-
-def _spec(
-    parameter: Any, max_age_in_seconds: Any, entry_name: Any, options: Any, owner: str
-) -> _aws.Spec:
-    attr = _aws.entry_name_for(parameter, entry_name)
-    if not isinstance(parameter, str) and not (
-        type(parameter) is list and all(isinstance(name, str) for name in parameter)
-    ):
-        raise ArgumentTypeNotSupportedError(
-            f"tiered-cache: {owner}: parameter must be a str or a list of str, not "
-            f"{type(parameter).__name__}"
-        )
-    age, stale_if_error, decrypt, persist, region = _common(max_age_in_seconds, options, owner)
-    mode = "decrypt" if decrypt else "raw"
-    fetch: Callable[[], Any]
-    if isinstance(parameter, str):
-        if not parameter:
-            raise ValueError(f"tiered-cache: {owner}: the parameter name is empty")
-        key = f"aws:ssm:{region}:{mode}:{parameter}"
-        fetch = functools.partial(_fetch_one, parameter, decrypt, persist, dict(options), region)
-    else:
-        names = _check_names(parameter, owner)
-        key = f"aws:ssm-list:{region}:{mode}:{json.dumps(sorted(names))}"
-        fetch = functools.partial(_fetch_many, names, decrypt, persist, dict(options), region)
-    return _aws.Spec(
-        key, attr, age, max_age_in_seconds, stale_if_error, persist is not False, fetch
-    )
+# -- validation and values ---------------------------------------------------------------------
 
 
 def _leaf(name: str) -> str:
@@ -221,14 +229,9 @@ def _leaf(name: str) -> str:
     return name.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
-def _check_names(names: list[str], owner: str) -> list[str]:
-    unique = list(dict.fromkeys(names))
-    if not unique:
-        raise ValueError(f"tiered-cache: {owner}: the list of parameter names is empty")
+def _check_leaves(names: list[str], owner: str) -> None:
     by_leaf: dict[str, list[str]] = {}
-    for name in unique:
-        if not name:
-            raise ValueError(f"tiered-cache: {owner}: a parameter name in the list is empty")
+    for name in dict.fromkeys(names):
         by_leaf.setdefault(_leaf(name), []).append(name)
     clashes = {leaf: found for leaf, found in by_leaf.items() if len(found) > 1}
     if clashes:
@@ -238,114 +241,25 @@ def _check_names(names: list[str], owner: str) -> list[str]:
             f"leaf name would keep only one of each: {listed}. Ask for them separately, or "
             "use ssm.get_parameters_by_path(path), which keys by full name"
         )
-    return unique
 
 
-def _path_spec(path: Any, recursive: Any, max_age_in_seconds: Any, options: Any) -> _aws.Spec:
-    owner = "ssm.get_parameters_by_path"
-    if not isinstance(path, str):
-        raise ArgumentTypeNotSupportedError(
-            f"tiered-cache: {owner}: path must be a str, not {type(path).__name__}"
-        )
-    if not path.startswith("/"):
-        raise ValueError(f"tiered-cache: {owner}: path must start with '/', not {path!r}")
-    if not isinstance(recursive, bool):
-        raise TypeError(f"tiered-cache: {owner}: recursive must be True or False")
-    age, stale_if_error, decrypt, persist, region = _common(max_age_in_seconds, options, owner)
-    depth = "recursive" if recursive else "one-level"
-    key = f"aws:ssm-path:{region}:{'decrypt' if decrypt else 'raw'}:{depth}:{path}"
-    fetch = functools.partial(_fetch_path, path, recursive, decrypt, persist, dict(options), region)
-    return _aws.Spec(
-        key, path, age, max_age_in_seconds, stale_if_error, persist is not False, fetch
-    )
-
-
-# -- fetching (the miss path) -------------------------------------------------------------------
-
-
-def _value(parameter: Mapping[str, Any]) -> str | list[str]:
+def _value(request: _aws.Request, parameter: Mapping[str, Any]) -> Any:
+    """The parameter's value (a StringList as ``list[str]``), through ``transform``."""
     value: str = parameter["Value"]
-    return value.split(",") if parameter.get("Type") == "StringList" else value
+    name = parameter["Name"]
+    raw = value.split(",") if parameter.get("Type") == "StringList" else value
+    what = f"SSM parameter {name!r} in {request.where}"
+    return _transform.apply(raw, request.transform, name.split(":", 1)[0], what)
 
 
 def _secret(parameter: Mapping[str, Any], decrypt: bool) -> bool:
     return decrypt and parameter.get("Type") == "SecureString"
 
 
-def _place(
-    value: V, secret: bool, persist: bool | None, options: Mapping[str, Any]
-) -> V | Placed:
+def _place(request: _aws.Request, value: V, secret: bool) -> V | Placed:
     """Where a value goes once it is known to be secret: memory, plus this machine's disk only
     with ``persist=True`` and the shared tier only with ``shared=True`` (each opt-in alone)."""
     if not secret:
         return value
-    where = (LOCAL if persist else MEMORY) | (SHARED if options.get("shared") is True else 0)
+    where = (LOCAL if request.persist else MEMORY) | (SHARED if request.shared is True else 0)
     return Placed(value, where)
-
-
-def _fetch_one(
-    name: str, decrypt: bool, persist: bool | None, options: Any, region: str
-) -> str | list[str] | Placed:
-    client = _aws.client_for("ssm", options)
-    response = _aws.call(
-        client.get_parameter,
-        f"SSM parameter {name!r} in {region or 'the default region'}",
-        Name=name,
-        WithDecryption=decrypt,
-    )
-    parameter = response["Parameter"]
-    value = _value(parameter)
-    return _place(value, _secret(parameter, decrypt), persist, options)
-
-
-def _fetch_many(
-    names: list[str], decrypt: bool, persist: bool | None, options: Any, region: str
-) -> dict[str, str | list[str]] | Placed:
-    client = _aws.client_for("ssm", options)
-    found: dict[str, str | list[str]] = {}
-    missing: list[str] = []
-    secret = False
-    for start in range(0, len(names), BATCH):
-        batch = names[start : start + BATCH]
-        response = _aws.call(
-            client.get_parameters,
-            f"SSM parameters {batch!r} in {region or 'the default region'}",
-            Names=batch,
-            WithDecryption=decrypt,
-        )
-        for parameter in response.get("Parameters", ()):
-            found[_leaf(parameter["Name"])] = _value(parameter)
-            secret = secret or _secret(parameter, decrypt)
-        missing.extend(response.get("InvalidParameters", ()))
-    if missing:
-        raise NotFoundError(
-            f"tiered-cache: SSM parameters not found in {region or 'the default region'}: "
-            f"{', '.join(missing)}; check the names and the region"
-        )
-    result = {_leaf(name): found[_leaf(name)] for name in names if _leaf(name) in found}
-    return _place(result, secret, persist, options)
-
-
-def _fetch_path(
-    path: str, recursive: bool, decrypt: bool, persist: bool | None, options: Any, region: str
-) -> dict[str, str | list[str]] | Placed:
-    client = _aws.client_for("ssm", options)
-    what = f"SSM parameters under {path!r} in {region or 'the default region'}"
-    request: dict[str, Any] = {
-        "Path": path,
-        "Recursive": recursive,
-        "WithDecryption": decrypt,
-        "MaxResults": BATCH,
-    }
-    result: dict[str, str | list[str]] = {}
-    secret = False
-    while True:
-        response = _aws.call(client.get_parameters_by_path, what, **request)
-        for parameter in response.get("Parameters", ()):
-            result[parameter["Name"]] = _value(parameter)
-            secret = secret or _secret(parameter, decrypt)
-        token = response.get("NextToken")
-        if not token:
-            break
-        request["NextToken"] = token
-    return _place(result, secret, persist, options)

@@ -12,7 +12,7 @@ from _awshelp import Calls, Context
 
 import tiered_cache as tiered
 from tiered_cache import _aws, _config, _flight, s3, secrets_manager, ssm
-from tiered_cache._aws import _service, _snapstart
+from tiered_cache._aws import _plan, _snapstart
 from tiered_cache.exceptions import (
     ArgumentTypeNotSupportedError,
     NoEntryNameError,
@@ -192,7 +192,8 @@ def test_the_handler_follows_a_new_default_cache(
 def test_a_hit_bound_to_a_replaced_default_cache_is_not_kept(
     default: Any, origin: None, make_cache: Any, calls: Calls
 ) -> None:
-    spec = ssm._spec("/prod/app/var", None, False, {}, "test")
+    args = {"parameter": "/prod/app/var", "max_age_in_seconds": None, "entry_name": False}
+    spec = ssm._PARAMETERS.spec("test", args, {})
     old = _aws.plan_for(spec)
     new = make_cache(disk=False)
     with tiered.use_cache(new):  # replaced between binding and remembering
@@ -310,12 +311,11 @@ def test_snapstart_hook_is_not_registered_without_the_runtime(
 def test_memo_tables_are_bounded(
     default: Any, origin: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_service, "MEMO_LIMIT", 3)
+    monkeypatch.setattr(_plan, "MEMO_LIMIT", 3)
     for i in range(10):
         with pytest.raises(NotFoundError):
             ssm.get_entry(f"/dyn/p{i}")
-    assert len(ssm._specs) <= 3
-    assert len(ssm._fast) <= 3
+    assert all(len(table) <= 3 for table in _plan._memos)  # every memo of every source
 
 
 def test_unhashable_options_still_work(default: Any, origin: None, calls: Calls) -> None:

@@ -109,7 +109,10 @@ def test_the_object_is_streamed_in_chunks(
             return super().write(data)
 
     dest = Dest()
-    etag = s3._fetch_file("bucket", "models/model.bin", True, {}, dest, None)
+    args = {"s3Uri": URI, "max_age_in_seconds": None, "entry_name": False}
+    spec = s3._OBJECTS.spec("test", {**args, "check_before_download": True}, {})
+    assert spec.fetch_file is not None
+    etag = spec.fetch_file(dest, None)
     assert dest.getvalue() == BODY
     assert etag
     assert max(writes) <= 1000

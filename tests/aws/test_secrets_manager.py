@@ -129,7 +129,8 @@ def test_a_secret_and_a_parameter_with_the_same_name_do_not_collide(
     ("name", "entry_name", "error"),
     [
         (["a"], False, NoEntryNameError),
-        (["a"], "x", ArgumentTypeNotSupportedError),
+        (["a", 2], "x", ArgumentTypeNotSupportedError),  # a list takes names only
+        ({"a": 1}, "x", ArgumentTypeNotSupportedError),
         (None, "x", ArgumentTypeNotSupportedError),
         (b"prod/db", False, ArgumentTypeNotSupportedError),
     ],

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from .. import _config, _flight, _hit
-from ._service import Spec, load, plan_for
+from ._plan import Spec, load, plan_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,375 +1,362 @@
-"""Validation, specs and plans, memos, the generated hit paths and the miss path (negative
-cache) shared by the AWS helpers.
+"""The Service base: a source declares what it fetches, the base does everything else.
 
-Arguments are validated at call time, never at decoration, in lambda-cache's order; the result
-of validation (the cache key and options) is memoized per argument tuple, so a warm hit is a
-memo lookup, a dict lookup and a clock read. Memos and hit-path bindings hold the default cache
-they were made for and are dropped when it is replaced (``_config._set_default``).
+A source (``ssm``, ``secrets_manager``, ``s3``, ``dynamodb``, ``appconfig``) is a subclass of
+:class:`Service` that declares four things:
+
+- ``name``: the boto3 service (also the cache key's prefix, unless ``kind`` says otherwise);
+- ``options``: its own :class:`Option` s, each marked as part of the cache key or not (a
+  parameter of the signature, or a keyword in ``**options``);
+- ``key(request)``: the part of the cache key that names the thing asked for;
+- ``fetch(request)`` (or ``fetch_file(request, dest, version)`` for file-backed values): the
+  origin call, returning the value or ``Placed(value, where)``.
+
+Its public functions are plain signatures decorated with :meth:`Service.entry` (``get_entry``:
+a generated hit path) and :meth:`Service.handler` (``cache``: the handler decorator). The base
+does, once for every source:
+
+- validation at call time, never at decoration, in lambda-cache's order (the entry name, the
+  name's type, the common options, the max age, the source's options), into a slotted
+  :class:`Request` with named fields;
+- the cache key: ``aws:<kind>:<region>:<each key option>=<value>:...:<key(request)>``, so every
+  option that changes the value is in it and the entry name never is;
+- the memos: a validated call is memoized per argument tuple, so a warm hit is a memo lookup,
+  a dict lookup and a clock read; every memo is dropped when the default cache is replaced
+  (``_config._set_default``);
+- the miss path through the cache (single-flight, stale-if-error, tiers), and the negative
+  cache: a ``NotFoundError`` is remembered for ``min(10 s, max age)``, so a hot path asking
+  for a missing name does not hammer the service;
+- the hit paths, generated from the engine's one rule (``_hit.make``).
 
 Thread-safe: memo tables are plain dicts (a lost race builds the same value twice).
 """
 
 from __future__ import annotations
 
-import weakref
+import functools
 from collections.abc import Callable, Mapping
-from typing import IO, TYPE_CHECKING, Any, Final, TypedDict, cast
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
 
 from .. import _config, _hit
-from .._entry import MISSING
-from ..exceptions import ArgumentTypeNotSupportedError, NoEntryNameError, NotFoundError
+from ..exceptions import ArgumentTypeNotSupportedError
+from ._checks import check_options, entry_name_for, max_age_of
+from ._clients import client_for, region_for
+from ._handler import handler_decorator
+from ._plan import Plan, Spec, freeze, memo_table, remember_hit, resolve, value_of
 
-if TYPE_CHECKING:
-    import boto3
+F = TypeVar("F", bound=Callable[..., Any])
 
-    from .._core import TieredCache
-
-#: A name the origin said does not exist is not asked for again for this long (at most).
-NEGATIVE_TTL: Final = 10.0
-#: Memo tables are cleared when they reach this many argument tuples (callers that build
-#: names dynamically must not grow memory without bound).
-MEMO_LIMIT: Final = 4096
-
-
-class Options(TypedDict, total=False):
-    """Keyword options every helper accepts (checked on a miss, never on the hit path)."""
-
-    ttl: float  #: the same as max_age_in_seconds; give one, or both with the same value
-    stale_if_error: float  #: seconds past expiry a stale value may stand in for a failure
-    persist: bool  #: write to the disk tier (secrets default to False)
-    shared: bool  #: write to the shared tier (default: as persist; secrets: only when True)
-    client: Any  #: a boto3 client to use instead of the lazily made shared one
-    session: boto3.Session  #: a boto3 Session to make the client from
-    region_name: str  #: the region to make the client for (part of the cache key)
+#: Parameters every signature may have that are not options of the source.
+_SPECIAL: Final = ("max_age_in_seconds", "entry_name")
+#: Names the generated hit paths use for themselves: no parameter may take them.
+_RESERVED: Final = frozenset(
+    {*_hit.CELLS, "memo", "slow", "plan", "entry", "stored_at", "now", "exists", "freeze"}
+)
 
 
-_COMMON: Final = frozenset(Options.__annotations__)
+# -- what a source declares ------------------------------------------------------------------------
 
 
-# -- validation --------------------------------------------------------------------------------
+class Option:
+    """One option of a source: a parameter of its signature, or a keyword in ``**options``.
 
-
-def entry_name_for(argument: Any, entry_name: Any) -> str:
-    """The context attribute name, validated as lambda-cache does (and in its order).
-
-    A ``str`` argument names itself by its last ``/`` segment unless ``entry_name`` is given;
-    an ``int``, ``list`` or ``dict`` without ``entry_name`` raises ``NoEntryNameError``; any
-    other type raises ``ArgumentTypeNotSupportedError``.
+    ``key``: the option changes the value, so it is part of the cache key (and of the hit
+    path's memo key when it is a parameter). ``check(name, value, owner)`` validates the given
+    value (``default`` when not given) and returns it normalized. ``hashable=False``: the
+    parameter's values are frozen (``freeze``) for the hit path's memo key (a dict).
     """
-    if isinstance(argument, str):
-        name = entry_name or argument.split("/")[-1]
-    elif type(argument) in (int, list, dict):
-        if not entry_name:
-            raise NoEntryNameError(
-                f"tiered-cache: a {type(argument).__name__} argument needs entry_name=, the "
-                "name of the context attribute (and of the entry in get_entry's result) to set"
-            )
-        name = entry_name
-    else:
-        raise ArgumentTypeNotSupportedError(
-            f"tiered-cache: the argument can only be a str (or a list of str where the helper "
-            f"takes several names), not {type(argument).__name__}"
-        )
-    if not isinstance(name, str):
-        raise ArgumentTypeNotSupportedError(
-            f"tiered-cache: entry_name must be a str, not {type(name).__name__}"
-        )
-    return name
+
+    __slots__ = ("check", "default", "hashable", "key", "name")
+
+    def __init__(
+        self,
+        name: str,
+        default: Any = None,
+        *,
+        key: bool = True,
+        check: Callable[[str, Any, str], Any] | None = None,
+        hashable: bool = True,
+    ) -> None:
+        self.name = name
+        self.default = default
+        self.key = key
+        self.check = check
+        self.hashable = hashable
 
 
-def _seconds(name: str, value: Any, owner: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise TypeError(
-            f"tiered-cache: {owner}: {name} must be a number of seconds >= 0, not {value!r}"
-        )
-    return float(value)
+class Request:
+    """One validated call, normalized once: every field named.
 
-
-def check_options(
-    options: Mapping[str, Any], allowed: frozenset[str], owner: str
-) -> tuple[float | None, float | None]:
-    """Reject unknown options; return (ttl from ``ttl=``, stale_if_error), both checked."""
-    unknown = sorted(set(options) - allowed - _COMMON)
-    if unknown:
-        raise TypeError(
-            f"tiered-cache: {owner}() got unexpected keyword argument(s) {', '.join(unknown)}; "
-            f"it takes {', '.join(sorted(allowed | _COMMON))}"
-        )
-    ttl = options.get("ttl")
-    sie = options.get("stale_if_error")
-    for flag in ("persist", "shared"):
-        value = options.get(flag)
-        if value is not None and not isinstance(value, bool):
-            raise TypeError(f"tiered-cache: {owner}: {flag} must be True or False, not {value!r}")
-    return (
-        None if ttl is None else _seconds("ttl", ttl, owner),
-        None if sie is None else _seconds("stale_if_error", sie, owner),
-    )
-
-
-def max_age_of(max_age_in_seconds: Any, ttl: float | None, owner: str) -> float | None:
-    """The call's age bound: ``max_age_in_seconds`` or ``ttl`` (None: the cache's ttl)."""
-    if max_age_in_seconds is None:
-        return ttl
-    age = _seconds("max_age_in_seconds", max_age_in_seconds, owner)
-    if ttl is not None and ttl != age:
-        raise TypeError(
-            f"tiered-cache: {owner}: ttl={ttl:g} and max_age_in_seconds={age:g} are the same "
-            "setting with different values; give one of them"
-        )
-    return age
-
-
-# -- specs and plans -----------------------------------------------------------------------------
-
-
-class Spec:
-    """What one validated call asks for: the cache key, how to fetch, and its options.
-
-    ``fetch()`` returns the value (it may return ``Placed(value, MEMORY)`` for a secret found at
-    load time); ``fetch_file(dest, version)`` streams an object for ``TieredCache.load_file``.
+    ``name`` is the thing asked for (None when a list was given: ``names``); ``attr`` the
+    context attribute; ``age`` the max age (None: the cache's ttl) and ``age_arg`` the argument
+    it came from; ``persist`` and ``shared`` as given (None: not given); ``options`` the keyword
+    options as given (for the client). A source's own options are fields of the request type
+    the base makes for it (``request.decrypt``, ``request.transform``, ...).
     """
 
     __slots__ = (
         "age",
         "age_arg",
         "attr",
-        "fetch",
-        "fetch_file",
-        "key",
+        "name",
+        "names",
+        "options",
+        "owner",
         "persist",
-        "plan",
+        "region",
+        "service",
         "shared",
         "stale_if_error",
     )
 
-    def __init__(
-        self,
-        key: str,
-        attr: str,
-        age: float | None,
-        age_arg: Any,
-        stale_if_error: float | None,
-        persist: bool,
-        fetch: Callable[[], Any] | None = None,
-        fetch_file: Callable[[IO[bytes], str | None], str | None] | None = None,
-        shared: bool | None = None,
-    ) -> None:
-        self.key = key
-        self.attr = attr
-        self.age = age
-        self.age_arg = age_arg
-        self.stale_if_error = stale_if_error
-        self.persist = persist
-        self.fetch = fetch
-        self.fetch_file = fetch_file
-        self.shared = shared
-        self.plan: Plan | None = None
+    name: str | None
+    names: list[str] | None
+    attr: str
+    age: float | None
+    age_arg: Any
+    stale_if_error: float | None
+    persist: bool | None
+    shared: bool | None
+    region: str
+    options: dict[str, Any]
+    owner: str
+    service: Service
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, option: str) -> Any: ...  # a source's own options
+
+    def client(self) -> Any:
+        """The injected client, else the process's one for the request's region and session."""
+        return client_for(self.service.name, self.options)
+
+    @property
+    def where(self) -> str:
+        """The region for messages."""
+        return self.region or "the default region"
 
 
-class Plan:
-    """A spec bound to one cache: what the miss path needs, by name.
+class _Signature:
+    """A public function's parameters, read from its code object (no ``inspect`` import)."""
 
-    ``age``: an entry older than this is stale for the call; ``store_ttl``: the ttl the value
-    is stored with (a max age of 0 stores the cache's); ``file``: the value is a path that must
-    still exist; ``age_arg``: the ``max_age_in_seconds`` argument it was made for.
+    __slots__ = ("args", "names", "params", "positional")
+
+    def __init__(self, stub: Callable[..., Any], options: Mapping[str, Option]) -> None:
+        code = stub.__code__
+        names = code.co_varnames[: code.co_argcount]
+        defaults = stub.__defaults__ or ()
+        if code.co_kwonlyargcount or code.co_varnames[code.co_argcount] != "options":
+            raise TypeError(f"{stub.__name__}: positional parameters, then **options")
+        required = len(names) - len(defaults)
+        params = list(names[:required])
+        for name, default in zip(names[required:], defaults, strict=True):
+            if type(default) not in (type(None), bool, int, float, str):
+                raise TypeError(f"{stub.__name__}: the default of {name} must be a literal")
+            params.append(f"{name}={default!r}")
+        if _RESERVED & set(names) or not set(names[1:]) <= set(_SPECIAL) | set(options):
+            raise TypeError(f"{stub.__name__}: parameters must be declared options")
+        self.names = names
+        self.params = ", ".join([*params, "**options"])
+        self.args = ", ".join([*names, "options"])
+        self.positional = frozenset(names)
+
+
+# -- the base -----------------------------------------------------------------------------------
+
+
+class Service:
+    """A source. Subclasses set ``name`` and ``options`` and write ``key`` and ``fetch``; the
+    base gives them ``get_entry`` (:meth:`entry`), ``cache`` (:meth:`handler`) and the rest.
+
+    Also declarable: ``kind`` (the cache key's kind, default ``name``), ``many`` (the name may
+    be a list of str), ``secret`` (values stay in memory unless ``persist=True``, and off the
+    shared tier unless ``shared=True``), ``file`` (values are local files: ``fetch_file``),
+    ``entry_from`` (the parameter whose last ``/`` segment is the default entry name), and the
+    hooks ``check_name(name, owner)`` (right after the name's type) and ``check(request)``
+    (after every option).
     """
 
-    __slots__ = ("age", "age_arg", "cache", "file", "key", "spec", "store_ttl")
+    name: ClassVar[str]
+    kind: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...]] = ()
+    many: ClassVar[bool] = False
+    secret: ClassVar[bool] = False
+    file: ClassVar[bool] = False
+    entry_from: ClassVar[str] = ""
 
-    def __init__(self, spec: Spec, cache: TieredCache) -> None:
-        age = cache.ttl if spec.age is None else spec.age
-        self.key = spec.key
-        self.age = age
-        self.cache = cache
-        self.store_ttl = age if age > 0 else cache.ttl
-        self.spec = spec
-        self.file = spec.fetch_file is not None
-        self.age_arg = spec.age_arg
+    def __init__(self) -> None:
+        cls = type(self)
+        self._options = {option.name: option for option in cls.options}
+        fields = tuple(self._options)
+        self._request = type(f"{cls.__name__}Request", (Request,), {"__slots__": fields})
+        self._specs: dict[Any, Spec] = memo_table()
+        self._fast: dict[Any, Plan] = memo_table()
+        self._signature: _Signature | None = None
+        self._hit_key: Callable[..., Any] = _unhashable
+        self._entry: Callable[..., Any] = _unhashable
 
+    # -- what a subclass writes
 
-#: What a service's get_entry keeps per name for its generated hit: (key, age, age_arg).
-#: Kept only while its cache is the default: replacing the default clears every hit table.
-Hit = tuple[str, float, Any]
+    def key(self, request: Request) -> str:
+        """The part of the cache key that names what ``request`` asks for."""
+        raise NotImplementedError
 
+    def fetch(self, request: Request) -> Any:
+        """The value from the origin (or ``Placed(value, where)``); raises ``SourceError``."""
+        raise NotImplementedError
 
-def remember_hit(
-    function: Callable[..., Any], table: dict[Any, Hit], name: str, plan: Plan
-) -> None:
-    """Keep ``plan``'s hit under ``name`` for ``function`` (made by :func:`hit_path`), and bind
-    ``function`` to the plan's cache, if that cache is still the default.
+    def fetch_file(self, request: Request, dest: IO[bytes], version: str | None) -> str | None:
+        """Stream the object into ``dest``; its version, or ``NOT_MODIFIED`` (``file`` only)."""
+        raise NotImplementedError
 
-    The check follows the store: a default replaced in between (which clears the tables and
-    unbinds the functions after it changes ``_config._current``) either is seen here or undoes
-    this itself.
-    """
-    remember(table, name, (plan.key, plan.age, plan.age_arg))
-    _hit.rebind(function, **_hit.bound_to(plan.cache))
-    if plan.cache is not _config._current:
-        table.pop(name, None)
-        _hit.rebind(function, **_hit.unbound())
+    def check_name(self, name: str | list[str], owner: str) -> None:
+        """Further checks of the name (or names), before the options are."""
 
+    def check(self, request: Request) -> None:
+        """Further checks of the whole request."""
 
-def hit_path(
-    name: str,
-    params: str,
-    args: str,
-    table: dict[Any, Hit],
-    slow: Callable[..., Any],
-    extra: str = "",
-    file: bool = False,
-    doc: str | None = None,
-) -> Callable[..., Any]:
-    """A service's ``get_entry``, generated from the one hit rule (``_hit``).
+    # -- what the base makes
 
-    ``params`` is its signature and ``args`` how it passes them to ``slow`` (the validating
-    miss path, which ends with :func:`remember_hit`). The first parameter names the thing asked
-    for; a hit needs it remembered in ``table`` for the same ``max_age_in_seconds``, no other
-    options, and ``extra`` (a condition on the other parameters that must be False).
-    """
-    first = params.split(",", 1)[0].strip()
-    prologue = (
-        f"try:\n    key, age, age_arg = table[{first}]\n"
-        f"except (KeyError, TypeError):\n    return slow({args})\n"
-        f"if options{extra} or (age_arg is not max_age_in_seconds "
-        f"and age_arg != max_age_in_seconds):\n    return slow({args})"
-    )
-    function = _hit.make(
-        name,
-        params,
-        prologue=prologue,
-        age="age",
-        file=file,
-        miss=f"return slow({args})",
-        cells={"table": table, "slow": slow},
-        qualname=name,
-    )
-    function.__module__ = slow.__module__
-    function.__doc__ = doc
-    _config.follow_default(function)
-    return function
-
-
-def plan_for(spec: Spec) -> Plan:
-    """``spec`` bound to the current default cache (remade when the default cache changes)."""
-    cache = _config.default_cache()
-    plan = spec.plan
-    if plan is not None and plan.cache is cache:
-        return plan
-    plan = spec.plan = Plan(spec, cache)
-    return plan
-
-
-_memos: list[dict[Any, Any]] = []
-
-
-def memo_table() -> dict[Any, Any]:
-    """A new memo table, cleared with the others by ``_reset`` (tests)."""
-    table: dict[Any, Any] = {}
-    _memos.append(table)
-    return table
-
-
-def _unbind() -> None:
-    """The default cache was replaced: drop every memo made for the old one (the generated
-    hit paths are unbound by ``_config`` itself)."""
-    for table in _memos:
-        table.clear()
-
-
-def remember(table: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(table) >= MEMO_LIMIT:
-        table.clear()
-    table[key] = value
-
-
-def freeze(value: Any) -> Any:
-    """A hashable stand-in for an argument (lists become tuples)."""
-    return tuple(value) if type(value) is list else value
-
-
-def resolve(table: dict[Any, Spec], memo_key: Any, build: Callable[..., Spec], *args: Any) -> Plan:
-    """The plan for a call: its spec from ``table`` by ``memo_key``, else ``build(*args)``
-    (which validates and may raise), bound to the default cache.
-
-    ``build`` takes its arguments here rather than as a closure: a closure in the caller
-    would turn the caller's arguments into cells, allocated on every call, hits included.
-    """
-    try:
-        spec = table.get(memo_key)
-    except TypeError:  # an unhashable argument: validate every time
-        return plan_for(build(*args))
-    if spec is None:
-        spec = build(*args)
-        remember(table, memo_key, spec)
-    return plan_for(spec)
-
-
-# The one hit rule over a plan's cache, for the paths that have no generated function of their
-# own (lists of names, paths): the same template, with the cache passed in.
-_lookup = _hit.make(
-    "lookup",
-    "cache, mem_get, clock, key, age",
-    age="age",
-    miss="return MISSING",
-    namespace={"MISSING": MISSING},
-)
-_lookup_file = _hit.make(
-    "lookup_file",
-    "cache, mem_get, clock, key, age",
-    age="age",
-    file=True,
-    miss="return MISSING",
-    namespace={"MISSING": MISSING},
-)
-
-
-def value_of(plan: Plan) -> Any:
-    """The value for ``plan``: from memory when fresh, else through :func:`load`."""
-    cache = plan.cache
-    value = (_lookup_file if plan.file else _lookup)(
-        cache, cache._mem.get, cache.clock, plan.key, plan.age
-    )
-    return load(plan) if value is MISSING else value
-
-
-# -- the miss path --------------------------------------------------------------------------------
-
-# cache -> {key: (stored_at, until, error)}: names the origin said do not exist.
-_missing: weakref.WeakKeyDictionary[TieredCache, dict[str, tuple[float, float, NotFoundError]]]
-_missing = weakref.WeakKeyDictionary()
-
-
-def load(plan: Plan) -> Any:
-    """Load ``plan``'s value through the cache (single-flight, stale-if-error, both tiers).
-
-    A ``NotFoundError`` is remembered for ``min(NEGATIVE_TTL, age)`` seconds: asking again
-    within that time raises it again without calling the origin.
-    """
-    key, age, cache, store_ttl, spec = plan.key, plan.age, plan.cache, plan.store_ttl, plan.spec
-    clock = cache.clock
-    known = _missing.get(cache)
-    if known is not None:
-        found = known.get(key)
-        if found is not None:
-            stored_at, until, error = found
-            now = clock()
-            if stored_at <= now < until and now - stored_at < age:
-                raise NotFoundError(*error.args) from error.__cause__
-            known.pop(key, None)
-    try:
-        if spec.fetch_file is not None:
-            return cache.load_file(key, spec.fetch_file, store_ttl, spec.stale_if_error, age)
-        fetch = cast("Callable[[], Any]", spec.fetch)  # a Spec has fetch or fetch_file
-        return cache.load(
-            key, fetch, store_ttl, spec.stale_if_error, spec.persist, age, shared=spec.shared
+    def entry(self, stub: F) -> F:
+        """``get_entry`` (or any getter) with ``stub``'s signature and docstring: its hit path
+        generated from the one rule, its miss path validating (memoized), binding the hit
+        path to the default cache and loading. A hit needs no keyword options, the same
+        ``max_age_in_seconds`` as the call that made it, and the same key parameters."""
+        sig = _Signature(stub, self._options)
+        owner = f"{stub.__module__.rsplit('.', 1)[-1]}.{stub.__name__}"
+        hit = [
+            name if self._options.get(name, _PLAIN).hashable else f"freeze({name})"
+            for name in sig.names
+            if name not in _SPECIAL and self._options.get(name, _PLAIN).key
+        ]
+        memo = hit[0] if len(hit) == 1 else f"({', '.join(hit)},)"
+        self._signature = sig
+        scope = {"freeze": freeze}
+        self._hit_key = eval(f"lambda {', '.join(sig.names)}: {memo}", scope)  # noqa: S307
+        slow = functools.partial(self._miss, owner)
+        prologue = (
+            f"try:\n    plan = memo[{memo}]\n"
+            f"except (KeyError, TypeError, AttributeError):\n    return slow({sig.args})\n"
+            "if options or (plan.age_arg is not max_age_in_seconds "
+            f"and plan.age_arg != max_age_in_seconds):\n    return slow({sig.args})"
         )
-    except NotFoundError as exc:
-        window = min(NEGATIVE_TTL, age, store_ttl)
-        if window > 0:
-            now = clock()
-            _missing.setdefault(cache, {})[key] = (now, now + window, exc)
-        raise
+        function = _hit.make(
+            stub.__name__,
+            sig.params,
+            key="plan.key",
+            prologue=prologue,
+            age="plan.age",
+            file=self.file,
+            miss=f"return slow({sig.args})",
+            cells={"memo": self._fast, "slow": slow},
+            namespace=scope,
+            qualname=stub.__qualname__,
+        )
+        functools.update_wrapper(function, stub)
+        _config.follow_default(function)
+        self._entry = function
+        return cast("F", function)
+
+    def handler(self, stub: F) -> F:
+        """``cache(...)`` with ``stub``'s signature: a decorator for ``handler(event,
+        context)`` setting ``context.<entry name>``; its arguments are checked when the
+        handler is called, never at decoration."""
+        sig = _Signature(stub, self._options)
+        owner = f"{stub.__module__.rsplit('.', 1)[-1]}.{stub.__name__}"
+        scope = {"make": functools.partial(self._decorate, owner, sig.names)}
+        source = f"def {stub.__name__}({sig.params}):\n    return make({sig.args})\n"
+        exec(compile(source, f"<tiered_cache {owner}>", "exec"), scope)  # noqa: S102
+        return cast("F", functools.update_wrapper(scope[stub.__name__], stub))
+
+    def _decorate(self, owner: str, names: tuple[str, ...], *args: Any) -> Callable[[F], F]:
+        given = dict(zip(names, args, strict=False))
+        build = functools.partial(self.spec, owner, given, args[-1])
+        return handler_decorator(build, file=self.file)
+
+    def _miss(self, owner: str, *args: Any) -> Any:
+        """A generated getter's miss path: validate (memoized), bind its hit path, load."""
+        options: dict[str, Any] = args[-1]
+        values = args[:-1]
+        memo_key = (*map(freeze, values), tuple(sorted(options.items())) if options else ())
+        sig = cast("_Signature", self._signature)
+        plan = resolve(self._specs, memo_key, self._build, owner, sig.names, values, options)
+        if not options:
+            try:
+                remember_hit(self._entry, self._fast, self._hit_key(*values), plan)
+            except TypeError:  # an unhashable name (a list): no hit path of its own
+                pass
+        return value_of(plan)
+
+    def _build(
+        self, owner: str, names: tuple[str, ...], values: tuple[Any, ...], options: Any
+    ) -> Spec:
+        return self.spec(owner, dict(zip(names, values, strict=True)), options)
+
+    def spec(self, owner: str, args: Mapping[str, Any], options: Mapping[str, Any]) -> Spec:
+        """Validate one call (``args``: its parameters by name, ``options``: its keywords) in
+        lambda-cache's order, and say what it asks for. Raises ``TypeError``/``ValueError``
+        (and their subclasses in ``tiered_cache.exceptions``) for bad arguments."""
+        sig = cast("_Signature", self._signature)
+        first = sig.names[0]
+        value = args[first]
+        if "entry_name" in args:
+            attr = entry_name_for(args[self.entry_from or first], args["entry_name"])
+        else:
+            attr = value if isinstance(value, str) else ""
+        request = self._request()
+        request.name, request.names = self._name(first, value, owner)
+        self.check_name(value, owner)
+        keywords = frozenset(self._options) - sig.positional
+        ttl, request.stale_if_error = check_options(options, keywords, owner)
+        request.age = max_age_of(args["max_age_in_seconds"], ttl, owner)
+        for option in self.options:
+            given = args[option.name] if option.name in args else options.get(option.name)
+            given = option.default if given is None else given
+            if option.check is not None:
+                given = option.check(option.name, given, owner)
+            setattr(request, option.name, given)
+        request.attr, request.age_arg, request.owner, request.service = (
+            attr,
+            args["max_age_in_seconds"],
+            owner,
+            self,
+        )
+        request.persist, request.shared = options.get("persist"), options.get("shared")
+        request.options = dict(options)
+        request.region = region_for(self.name, options)
+        self.check(request)
+        parts = [f"aws:{self.kind or self.name}{'' if request.names is None else '-list'}"]
+        parts.append(request.region)
+        parts += [f"{o.name}={getattr(request, o.name)!r}" for o in self.options if o.key]
+        parts.append(self.key(request))
+        if self.secret:  # a secret reaches the disk and the fleet only when asked to
+            persist, shared = request.persist is True, request.shared is True
+        else:
+            persist, shared = request.persist is not False, request.shared
+        if self.file:
+            fetch_file = functools.partial(self.fetch_file, request)
+            return Spec(":".join(parts), request, True, shared, fetch_file=fetch_file)
+        return Spec(
+            ":".join(parts), request, persist, shared, functools.partial(self.fetch, request)
+        )
+
+    def _name(self, param: str, value: Any, owner: str) -> tuple[str | None, list[str] | None]:
+        if isinstance(value, str):
+            if not value:
+                raise ValueError(f"tiered-cache: {owner}: the {param} is empty")
+            return value, None
+        if self.many and type(value) is list and all(isinstance(n, str) for n in value):
+            names = list(dict.fromkeys(value))
+            if not names or not all(names):
+                raise ValueError(f"tiered-cache: {owner}: a {param} in the list is empty")
+            return None, names
+        raise ArgumentTypeNotSupportedError(
+            f"tiered-cache: {owner}: {param} must be a str{' or a list of str' * self.many}, "
+            f"not {type(value).__name__}"
+        )
 
 
-_config.on_replace.append(_unbind)
+_PLAIN: Final = Option("")
+
+
+def _unhashable(*_: Any) -> Any:
+    raise TypeError("not made yet")

@@ -7,7 +7,7 @@ When ``snapshot_restore_py`` is importable (Lambda, Python 3.12+), :func:`regist
 from __future__ import annotations
 
 from .. import _config
-from ._service import _missing
+from ._plan import _missing
 
 _registered = False
 
