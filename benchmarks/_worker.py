@@ -418,6 +418,69 @@ def task_s3_sizes(spec: dict[str, Any]) -> dict[str, Any]:
     return {"paths": paths, "origin_calls_while_timing": origin.total - calls}
 
 
+def task_speed_writes(spec: dict[str, Any]) -> dict[str, Any]:
+    """Write cost with few and with many objects on disk, interleaved round by round.
+
+    ``dirs`` maps a label (the number of cached objects) to a filled cache directory. Each
+    round times, in every directory and in shuffled order, ``batch`` small ``cache.set`` calls
+    (a pool of 100 keys) and ``batch`` new file-backed entries (``load_file`` of a new key,
+    a 1 KiB object; deleted again untimed, so the directory keeps its object count).
+    """
+    import random
+
+    from tiered_cache import TieredCache
+
+    caches = {
+        label: TieredCache(directory=directory, ttl=86400, jitter=0.0)
+        for label, directory in spec["dirs"].items()
+    }
+    body = b"n" * 1024
+
+    def fetch(dest: Any, _version: str | None) -> str:
+        dest.write(body)
+        return "etag"
+
+    for cache in caches.values():  # open the stores; warm every path once
+        for j in range(100):
+            cache.set(f"s{j}", {"v": j})
+        cache.load_file("warm", fetch)
+        cache.delete("warm")
+    samples: dict[str, list[float]] = {}
+    order = [(op, label) for op in ("set", "file") for label in caches]
+    rng = random.Random(1)
+    clock = time.perf_counter_ns
+    for r in range(spec["rounds"]):
+        rng.shuffle(order)
+        for op, label in order:
+            cache = caches[label]
+            out = samples.setdefault(f"{op}:{label}", [])
+            if op == "set":
+                for j in range(spec["batch"]):
+                    key, value = f"s{(r * 7 + j) % 100}", {"v": j, "r": r}
+                    t = clock()
+                    cache.set(key, value)
+                    out.append(clock() - t)
+            else:
+                keys = [f"new-{r}-{j}" for j in range(spec["batch"])]
+                for key in keys:
+                    t = clock()
+                    cache.load_file(key, fetch)
+                    out.append(clock() - t)
+                for key in keys:
+                    cache.delete(key)
+    objects = {
+        label: len(os.listdir(os.path.join(directory, "objects")))
+        for label, directory in spec["dirs"].items()
+    }
+    return {
+        "paths": {
+            name: {"median_ns": h.median(v), "p99_ns": h.pct(v, 99), "n": len(v)}
+            for name, v in samples.items()
+        },
+        "objects": objects,
+    }
+
+
 TASKS = {
     "hits": task_hits,
     "stream": task_stream,
@@ -429,6 +492,7 @@ TASKS = {
     "disk_first": task_disk_first,
     "disk_warm": task_disk_warm,
     "s3_sizes": task_s3_sizes,
+    "speed_writes": task_speed_writes,
 }
 
 

@@ -132,6 +132,63 @@ def _hits_once(lib: str, cfg: dict[str, Any], tmp: str) -> dict[str, Any]:
     return h.run_worker(spec)
 
 
+FILL_OBJECTS_SRC = """
+import sys
+from tiered_cache import TieredCache
+directory, start, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cache = TieredCache(directory=directory, ttl=86400, jitter=0.0)
+body = b"f" * 1024
+for i in range(start, stop):
+    cache.load_file(f"fill{i}", lambda dest, _v: dest.write(body) and "etag")
+"""
+
+#: Objects cached on disk in the two directories the write targets compare.
+WRITE_OBJECTS = (10, 5000)
+
+
+def _write_targets(
+    cfg: dict[str, Any], tmp: str, raw: dict[str, Any], progress: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Write cost with 5,000 cached objects on disk against 10 (DESIGN.md guarantee 11).
+
+    Fills two directories with 1 KiB objects (in fresh processes, 1,000 at a time), then one
+    worker times small ``cache.set`` calls and new file-backed entries in both, interleaved.
+    """
+    dirs = {}
+    for count in WRITE_OBJECTS:
+        directory = os.path.join(tmp, f"writes-{count}")
+        dirs[str(count)] = directory
+        for start in range(0, count, 1000):
+            stop = min(count, start + 1000)
+            progress(f"speed: writes with {count} objects: filling {stop}/{count}")
+            subprocess.run(
+                [sys.executable, "-c", FILL_OBJECTS_SRC, directory, str(start), str(stop)],
+                env=h.child_env(),
+                check=True,
+            )
+    few, many = (str(c) for c in WRITE_OBJECTS)
+    progress(f"speed: writes with {many} objects vs {few}, interleaved")
+    result = h.run_worker(
+        {"task": "speed_writes", "dirs": dirs, "rounds": cfg["rounds"], "batch": 10}
+    )
+    raw["writes"] = result
+    paths = result.get("paths", {})
+    targets = []
+    for op, name in (
+        ("set", "cache.set of a small value"),
+        ("file", "a new file-backed entry (load_file, 1 KiB object)"),
+    ):
+        label = f"{name}, {many} objects on disk vs {few}"
+        if f"{op}:{many}" not in paths:
+            targets.append(_target(label, None, 1.5, "x", result.get("error", "no result")))
+            continue
+        big, small = paths[f"{op}:{many}"]["median_ns"], paths[f"{op}:{few}"]["median_ns"]
+        targets.append(
+            _target(label, big / small, 1.5, "x", f"{h.fmt_ns(big)} vs {h.fmt_ns(small)}")
+        )
+    return targets
+
+
 def run(
     quick: bool,
     hits: dict[str, dict[str, Any]] | None = None,
@@ -287,6 +344,8 @@ def run(
                     f"{h.fmt_ns(tw)} vs {h.fmt_ns(rw)}",
                 )
             )
+
+        targets += _write_targets(cfg, tmp, raw, progress)
 
         imports = _import_times(cfg["imports"], progress)
         raw["import"] = imports

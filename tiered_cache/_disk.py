@@ -380,6 +380,18 @@ class DiskTier:
         """False while the tier is disabled after a fault."""
         return self._broken_until == 0.0 or time.monotonic() >= self._broken_until
 
+    def _down(self) -> bool:
+        """``not available``, for the calls that found a fault recorded (the slow branch)."""
+        if self._fork_warning:  # said here: logging is not safe to use inside a fork hook
+            self._fork_warning = False
+            log.warning(
+                "tiered-cache: the disk tier at %s was busy when this process was forked; "
+                "it runs from memory and the origin for %g s",
+                self.root,
+                self.retry_after,
+            )
+        return not self.available
+
     def stats(self) -> dict[str, int]:
         """The tier's fault and eviction counters (approximate under heavy threading)."""
         return {
@@ -465,14 +477,6 @@ class DiskTier:
     def _open(self) -> Any:
         import diskcache
 
-        if self._fork_warning:
-            self._fork_warning = False
-            log.warning(
-                "tiered-cache: the disk tier at %s was busy when this process was forked; "
-                "it runs from memory and the origin for %g s",
-                self.root,
-                self.retry_after,
-            )
         for sub in self._dirs:
             verify_directory(sub)  # a planted symlink here would lead sweeps and writes outside
         settings: dict[str, Any] = {
@@ -552,7 +556,7 @@ class DiskTier:
     def get(self, key: str) -> Entry | None:
         """The stored entry for ``key`` (fresh or not; a tombstone is one), or None (missing,
         damaged, refused or tier down)."""
-        if self._broken_until and not self.available:
+        if self._broken_until and self._down():
             return None
         dkey = self._keys.get(key) or self._disk_key(key)
         gate = self._gate
@@ -619,7 +623,7 @@ class DiskTier:
         obj: tuple[str, int] | None,
     ) -> tuple[bool, Entry | None]:
         """(written, the standing entry a guard kept). ``obj``: (name, size) of its object."""
-        if self._broken_until and not self.available:
+        if self._broken_until and self._down():
             return False, None
         dkey = self._keys.get(key) or self._disk_key(key)
         data = encode(key, entry, payload, entry.flags)
@@ -657,14 +661,17 @@ class DiskTier:
                     with contextlib.suppress(Exception):
                         cur.execute("ROLLBACK")
                     raise
-                if row is not None:
-                    self._remove_old_object(key, row, name)
-                if written:
-                    self._writes += 1
-                    self._enforce_budget(con, objects_total[0] if objects_total else 0)
             except Exception as exc:
                 self._fault(exc)
                 return False, None
+            if row is not None:
+                self._remove_old_object(key, row, name)
+            if written:
+                self._writes += 1
+                try:
+                    self._enforce_budget(con, objects_total[0] if objects_total else 0)
+                except Exception as exc:  # the row is written; only the budget check failed
+                    self._fault(exc)
         if standing is not None and standing.flags & FLAG_FILE:
             try:
                 standing = self.objects.resolve(standing)
@@ -701,7 +708,7 @@ class DiskTier:
         that a load begun earlier cannot write over the delete. True if a live (non-tombstone)
         entry was there; without a tombstone, True if any row was. Its object is removed.
         """
-        if self._broken_until and not self.available:
+        if self._broken_until and self._down():
             return False
         dkey = self._disk_key(key)
         with self._quiet():
@@ -726,26 +733,28 @@ class DiskTier:
                     with contextlib.suppress(Exception):
                         cur.execute("ROLLBACK")
                     raise
-                if row is None:
-                    found = False
-                else:
-                    if tombstone is None:
-                        found = True
-                    else:
-                        current = self._row_entry(key, row)
-                        found = current is not None and not current.is_tombstone
-                    self._remove_old_object(key, row, None)
-                if tombstone is not None:
-                    self._writes += 1
-                    self._enforce_budget(conn.con, objects_total[0] if objects_total else 0)
             except Exception as exc:
                 self._fault(exc)
                 return False
+            found = False
+            if row is not None:
+                if tombstone is None:
+                    found = True
+                else:
+                    current = self._row_entry(key, row)
+                    found = current is not None and not current.is_tombstone
+                self._remove_old_object(key, row, None)
+            if tombstone is not None:
+                self._writes += 1
+                try:
+                    self._enforce_budget(conn.con, objects_total[0] if objects_total else 0)
+                except Exception as exc:
+                    self._fault(exc)
         return found
 
     def clear(self) -> None:
         """Remove every row and every object (downloads in flight finish and commit)."""
-        if self._broken_until and not self.available:
+        if self._broken_until and self._down():
             return
         with self._quiet():
             try:
@@ -762,6 +771,7 @@ class DiskTier:
                 self._fault(exc)
                 return
         self.objects.remove_prefix("")
+        self._untracked = 0  # measured again at the next walk
 
     def _drop(self, dkey: str, value: Any) -> None:
         """Remove a damaged or refused row (if it is still the one read) and its object."""
