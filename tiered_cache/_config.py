@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import _checks
 from ._log import log
 
 if TYPE_CHECKING:
@@ -28,18 +29,39 @@ __all__ = [
 ]
 
 
-# name -> (TieredCache argument, parser)
-_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "TIERED_CACHE_DIR": ("directory", str),
-    "TIERED_CACHE_TTL": ("ttl", float),
-    "TIERED_CACHE_JITTER": ("jitter", float),
-    "TIERED_CACHE_STALE_IF_ERROR": ("stale_if_error", float),
-    "TIERED_CACHE_MEMORY_ITEMS": ("memory_items", int),
-    "TIERED_CACHE_MEMORY_BYTES": ("memory_bytes", int),
-    "TIERED_CACHE_DISK_BYTES": ("disk_bytes", int),
-    "TIERED_CACHE_LOCK_TIMEOUT": ("lock_timeout", float),
-    "TIERED_CACHE_SERIALIZER": ("serializer", str),
-    "TIERED_CACHE_REDIS_URL": ("shared", str),  # + the TIERED_CACHE_REDIS_* options below
+def _number(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
+def _integer(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
+def _setting(parse: Callable[[str], Any], check: Callable[[str, Any], Any]) -> Any:
+    """A variable's reader: its syntax (``parse``), then the very check ``TieredCache`` applies
+    to the argument (``check``), so a value the constructor would refuse is refused here."""
+    return lambda argument, raw: check(argument, parse(raw))
+
+
+# name -> (TieredCache argument, reader(argument, raw) -> value or ValueError/TypeError)
+_VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "TIERED_CACHE_DIR": ("directory", _setting(str, lambda _, v: _checks.directory(v))),
+    "TIERED_CACHE_TTL": ("ttl", _setting(_number, _checks.seconds)),
+    "TIERED_CACHE_JITTER": ("jitter", _setting(_number, _checks.fraction)),
+    "TIERED_CACHE_STALE_IF_ERROR": ("stale_if_error", _setting(_number, _checks.seconds)),
+    "TIERED_CACHE_MEMORY_ITEMS": ("memory_items", _setting(_integer, _checks.count)),
+    "TIERED_CACHE_MEMORY_BYTES": ("memory_bytes", _setting(_integer, _checks.count)),
+    "TIERED_CACHE_DISK_BYTES": ("disk_bytes", _setting(_integer, _checks.count)),
+    "TIERED_CACHE_LOCK_TIMEOUT": ("lock_timeout", _setting(_number, _checks.seconds)),
+    "TIERED_CACHE_SERIALIZER": ("serializer", _setting(str, lambda _, v: _checks.serializer(v))),
+    # + the TIERED_CACHE_REDIS_* options below
+    "TIERED_CACHE_REDIS_URL": ("shared", _setting(str, lambda _, v: v)),
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -59,7 +81,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
     """TieredCache keyword arguments from ``TIERED_CACHE_*`` variables (bad ones logged)."""
     env = os.environ if environ is None else environ
     settings: dict[str, Any] = {}
-    for name, (argument, parse) in _VARIABLES.items():
+    for name, (argument, read) in _VARIABLES.items():
         raw = env.get(name, "").strip()
         if not raw:
             continue

@@ -20,11 +20,12 @@ import contextlib
 import errno
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overload
 
-from . import _hit, _serial
+from . import _checks, _hit, _serial
 from ._disk import DiskTier, file_payload
 from ._entry import FLAG_PICKLE, Entry, Guard, tombstone
 from ._flight import bounded_wait
@@ -118,21 +119,33 @@ class TieredCache:
         # Assigned, not written into __dict__: touching __dict__ would cost every attribute read
         # of the instance (the hit paths read _not_before) its inline-values fast path.
         cells = _hit.bound_to(self)
+        # The hit test runs inside a try (free when nothing is raised): a key or ttl of the
+        # wrong type falls through to the miss path, whose checks say what is wrong. The miss
+        # itself runs after it, so a loader's own TypeError is never caught here.
         self.get = _hit.make(  # type: ignore[method-assign]
             "get",
             "key, default=None, ttl=None",
+            prologue="try:",
+            depth=1,
             age="ttl",
             optional_age=True,
-            miss="return cache._get_lower(key, default, ttl)",
+            miss="",
+            epilogue="except TypeError:\n    pass\nreturn cache._get_lower(key, default, ttl)",
             cells=cells,
             qualname="TieredCache.get",
         )
         self.get_or_load = _hit.make(  # type: ignore[method-assign]
             "get_or_load",
             "key, loader, ttl=None, stale_if_error=None, persist=True",
+            prologue="try:",
+            depth=1,
             age="ttl",
             optional_age=True,
-            miss="return cache.load(key, loader, ttl, stale_if_error, persist)",
+            miss="",
+            epilogue=(
+                "except TypeError:\n    pass\n"
+                "return cache.load(key, loader, ttl, stale_if_error, persist)"
+            ),
             cells=cells,
             qualname="TieredCache.get_or_load",
         )
@@ -217,7 +230,7 @@ class TieredCache:
             self.disk_hits += 1
         else:
             self.shared_hits += 1
-        lifetime = entry.stale_until - now
+        lifetime = _lifetime(entry, now)
         guard = Guard(entry.stored_at, None if replaces is None else replaces.identity)
         if found == SHARED and into & DISK and self._disk is not None:
             payload = _serial.dumps(entry.value, _serial.SAFE)  # it came from safe bytes
@@ -285,7 +298,7 @@ class TieredCache:
                 self._warn_unstorable(key, exc)
                 where = MEMORY
         entry.size = len(payload) if payload is not None else approximate_size(entry.value)
-        lifetime = entry.stale_until - self._clock()
+        lifetime = _lifetime(entry, self._clock())
         disk = self._disk
         if payload is not None and where & DISK and disk is not None:
             entry.flags = FLAG_PICKLE if self.serializer == _serial.PICKLE else 0
@@ -320,7 +333,7 @@ class TieredCache:
                 log.debug("tiered-cache: %r not shared: the safe serializer cannot store it", key)
                 return
         if self._shared is not None:
-            self._shared.put(key, entry, payload, entry.stale_until - self._clock())
+            self._shared.put(key, entry, payload, _lifetime(entry, self._clock()))
 
     def set(self, key: str, value: Any, ttl: float | None = None, persist: bool = True) -> None:
         """Store ``value`` in memory and (with ``persist``) on disk and shared, for ``ttl`` s.
@@ -627,7 +640,7 @@ class TieredCache:
                 path: str = previous.value
                 renewed = self._new_entry(path, ttl, stale_if_error, version, now=started)
                 renewed.flags, renewed.size = previous.flags, len(path)
-                lifetime = renewed.stale_until - self._clock()
+                lifetime = _lifetime(renewed, self._clock())
                 standing = disk.put(key, renewed, file_payload(path), lifetime, guard)
                 if standing is not None and not standing.is_tombstone:
                     renewed = standing
@@ -651,7 +664,7 @@ class TieredCache:
                     f"tiered-cache: could not store the object for {key!r} in {disk.root}; "
                     "the disk tier failed (see the warning logged)"
                 )
-            lifetime = stored.stale_until - self._clock()
+            lifetime = _lifetime(stored, self._clock())
             self._memory.put(key, stored, None, lifetime, guard)
             return stored.value  # type: ignore[no-any-return]
         finally:
@@ -734,9 +747,12 @@ def _check_key(key: Any) -> None:
 
 
 def _check_seconds(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise TypeError(f"{name} must be a number of seconds >= 0, not {value!r}")
-    return float(value)
+    """A per-call number of seconds (every refusal a ``TypeError``, as the per-call API has
+    always raised)."""
+    try:
+        return _checks.seconds(name, value)
+    except ValueError as exc:
+        raise TypeError(str(exc)) from None
 
 
 def _disk_error(key: str, disk: DiskTier, exc: BaseException) -> TieredCacheError:
@@ -747,9 +763,15 @@ def _disk_error(key: str, disk: DiskTier, exc: BaseException) -> TieredCacheErro
     )
 
 
+def _lifetime(entry: Entry, now: float) -> float:
+    """Seconds a tier may keep ``entry``'s bytes: until its ``stale_until``, at most a century."""
+    return min(_LIFETIME_MAX, entry.stale_until - now)
+
+
 def _left(until: float) -> float:
-    """Seconds of a lock-wait budget left before monotonic time ``until`` (never below 0)."""
-    return max(0.0, until - time.monotonic())
+    """Seconds of a lock-wait budget left before monotonic time ``until``: never below 0, and
+    at most what a lock can wait for (``lock_timeout=inf`` means no limit of our own)."""
+    return min(_WAIT_MAX, max(0.0, until - time.monotonic()))
 
 
 def _exists(path: str) -> bool:
