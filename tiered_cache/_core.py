@@ -49,6 +49,10 @@ R = TypeVar("R")
 NOT_MODIFIED: Final = "tiered-cache:not-modified"
 
 _INF: Final = float("inf")
+_WAIT_MAX: Final = float(threading.TIMEOUT_MAX)  # the longest a lock's acquire accepts
+#: The longest lifetime handed to a tier: an infinite TTL is no expiry, but Redis and DynamoDB
+#: need a finite number (a century).
+_LIFETIME_MAX: Final = 100 * 365.25 * 86400.0
 _fresh = _hit.fresh
 
 
@@ -78,17 +82,25 @@ class TieredCache:
         lock_timeout: float = 5.0,
         shared: str | SharedTier | None = None,
     ) -> None:
-        if ttl < 0 or stale_if_error < 0 or lock_timeout < 0:
-            raise ValueError("ttl, stale_if_error and lock_timeout must be >= 0 seconds")
-        if not 0.0 <= jitter < 1.0:
-            raise ValueError("jitter must be a fraction in [0, 1), for example 0.1 for 10 %")
-        if serializer not in (_serial.SAFE, _serial.PICKLE):
-            raise ValueError("serializer must be 'safe' or 'pickle'")
-        self.ttl = float(ttl)
-        self.jitter = float(jitter)
-        self.stale_if_error = float(stale_if_error)
-        self.serializer = serializer
-        self.lock_timeout = float(lock_timeout)
+        # Every argument is checked before anything is made (nothing on disk for a bad one).
+        self.ttl = _checks.seconds("ttl", ttl)
+        self.jitter = _checks.fraction("jitter", jitter)
+        self.stale_if_error = _checks.seconds("stale_if_error", stale_if_error)
+        self.serializer: Literal["safe", "pickle"] = _checks.serializer(serializer)  # type: ignore[assignment]
+        self.lock_timeout = _checks.seconds("lock_timeout", lock_timeout)
+        memory_items = _checks.count("memory_items", memory_items)
+        memory_bytes = _checks.count("memory_bytes", memory_bytes)
+        if disk_bytes is not None:
+            disk_bytes = _checks.count("disk_bytes", disk_bytes)
+        if not isinstance(disk, bool):
+            raise TypeError(f"tiered-cache: disk must be True or False, not {disk!r}")
+        if not callable(clock):
+            raise TypeError(
+                f"tiered-cache: clock must be a callable returning wall-clock seconds, such as "
+                f"time.time, not {clock!r}"
+            )
+        if disk:
+            directory = _checks.directory(directory)
         self._clock = clock
         self._memory = MemoryTier(memory_items, memory_bytes)
         self._mem = self._memory.data  # the hit paths' dict, read without a lock
