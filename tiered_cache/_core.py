@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overload
 
-from . import _checks, _hit, _serial
+from . import _checks, _hit, _restore, _serial
 from ._disk import DiskTier, file_payload
 from ._entry import FLAG_PICKLE, Entry, Guard, tombstone
 from ._flight import bounded_wait
@@ -117,7 +117,8 @@ class TieredCache:
             if tier is not None
         )
         self._not_before = -_INF  # entries stored earlier count as expired (SnapStart)
-        self._random = random.random
+        self._rng = random.Random()  # this cache's own: reseeded after a SnapStart restore
+        self._random = self._rng.random
         self.disk_hits = 0
         self.shared_hits = 0
         self.misses = 0
@@ -161,6 +162,7 @@ class TieredCache:
             cells=cells,
             qualname="TieredCache.get_or_load",
         )
+        _restore.track(self)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -384,6 +386,12 @@ class TieredCache:
         """
         self._not_before = self._clock()
         self._memory.clear()
+
+    def _after_restore(self) -> None:
+        """After a SnapStart restore (``_restore``): nothing from snapshot time is served, and
+        this environment's jitter differs from every other clone's."""
+        self.expire_all()
+        self._rng.seed(os.urandom(32))
 
     # -- loading ----------------------------------------------------------------------------
 
