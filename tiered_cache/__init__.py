@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     from ._config import default_cache, set_default_cache, use_cache
     from ._core import TieredCache
     from ._decorator import CachedFunction, cache
+    from ._dynamo import DynamoDBTier
     from ._shared import SharedTier
 
 __all__ = [
     "CachedFunction",
+    "DynamoDBTier",
     "SharedTier",
     "TieredCache",
     "__version__",
@@ -34,6 +36,7 @@ __all__ = [
 
 _LAZY = {
     "CachedFunction": "._decorator",
+    "DynamoDBTier": "._dynamo",
     "SharedTier": "._shared",
     "TieredCache": "._core",
     "cache": "._decorator",

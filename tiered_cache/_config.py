@@ -86,21 +86,46 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
         if not raw:
             continue
         try:
-            settings[argument] = parse(raw)
-        except ValueError:
-            log.error(
-                "tiered-cache: ignoring %s=%r: expected %s; using the default",
-                name,
-                raw,
-                "an integer" if parse is int else "a number",
-            )
+            settings[argument] = read(argument, raw)
+        except (TypeError, ValueError) as exc:  # each variable alone: the others still apply
+            reason = str(exc).removeprefix("tiered-cache: ")
+            log.error("tiered-cache: ignoring %s=%r (%s); using its default", name, raw, reason)
     if env.get("TIERED_CACHE_DISABLE_DISK", "").strip().lower() in _TRUE:
         settings["disk"] = False
-    if "shared" in settings:
+    table = env.get("TIERED_CACHE_DYNAMODB_TABLE", "").strip()
+    if table and "shared" in settings:
+        settings.pop("shared")
+        log.error(
+            "tiered-cache: both TIERED_CACHE_REDIS_URL and TIERED_CACHE_DYNAMODB_TABLE are set; "
+            "a cache has one shared tier: unset one of them. Running without a shared tier."
+        )
+    elif table:
+        tier = _dynamodb_tier(table, env)
+        if tier is not None:
+            settings["shared"] = tier
+    elif "shared" in settings:
         tier = _shared_tier(settings.pop("shared"), env)
         if tier is not None:
             settings["shared"] = tier
     return settings
+
+
+def _dynamodb_tier(table: str, env: Mapping[str, str]) -> Any:
+    """The shared tier for ``TIERED_CACHE_DYNAMODB_TABLE``, or None (logged) when misconfigured.
+
+    ``TIERED_CACHE_DYNAMODB_PREFIX`` sets the key prefix, ``TIERED_CACHE_DYNAMODB_TIMEOUT`` the
+    deadline of each call in seconds. Nothing connects, and ``boto3`` is not imported, here.
+    """
+    from ._dynamo import DEFAULT_PREFIX, DEFAULT_TIMEOUT, DynamoDBTier
+
+    prefix = env.get("TIERED_CACHE_DYNAMODB_PREFIX", "").strip() or DEFAULT_PREFIX
+    try:
+        raw = env.get("TIERED_CACHE_DYNAMODB_TIMEOUT", "").strip()
+        timeout = float(raw) if raw else DEFAULT_TIMEOUT
+        return DynamoDBTier(table, prefix=prefix, timeout=timeout)
+    except ValueError as exc:
+        log.error("tiered-cache: no shared tier: %s (TIERED_CACHE_DYNAMODB_*)", exc)
+        return None
 
 
 def _shared_tier(url: str, env: Mapping[str, str]) -> Any:

@@ -36,6 +36,7 @@ from .exceptions import TieredCacheError
 
 if TYPE_CHECKING:
     from ._decorator import CachedFunction
+    from ._dynamo import DynamoDBTier
     from ._shared import SharedTier
 
 __all__ = ["NOT_MODIFIED", "TieredCache"]
@@ -80,7 +81,7 @@ class TieredCache:
         serializer: Literal["safe", "pickle"] = "safe",
         clock: Callable[[], float] = time.time,
         lock_timeout: float = 5.0,
-        shared: str | SharedTier | None = None,
+        shared: str | SharedTier | DynamoDBTier | None = None,
     ) -> None:
         # Every argument is checked before anything is made (nothing on disk for a bad one).
         self.ttl = _checks.seconds("ttl", ttl)
@@ -105,11 +106,15 @@ class TieredCache:
         self._memory = MemoryTier(memory_items, memory_bytes)
         self._mem = self._memory.data  # the hit paths' dict, read without a lock
         self._disk: DiskTier | None = DiskTier(directory, disk_bytes, serializer) if disk else None
-        if isinstance(shared, str):  # a redis:// or rediss:// URL; redis loads on first use
+        if isinstance(shared, str) and shared.startswith("dynamodb:"):  # dynamodb://TABLE
+            from ._dynamo import DynamoDBTier  # boto3 loads on first use
+
+            shared = DynamoDBTier.from_url(shared, clock=clock)
+        elif isinstance(shared, str):  # a redis:// or rediss:// URL; redis loads on first use
             from ._shared import SharedTier
 
             shared = SharedTier(shared, clock=clock)
-        self._shared = shared  # the optional third tier (Redis/Valkey), or None
+        self._shared = shared  # the optional third tier (Redis/Valkey or DynamoDB), or None
         #: The tiers below memory, in reading order, each with its placement bit.
         self._lower: tuple[tuple[Tier, int], ...] = tuple(
             (tier, bit)

@@ -10,10 +10,14 @@ bytes, and ``close()`` stops every drip at the next byte and joins its threads.
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
 #: ``split(buffer)``: the length of one complete request at the start of ``buffer``, or 0.
@@ -51,15 +55,24 @@ def http_request(buffer: bytes) -> int:
 
 
 class DripServer:
-    """Answers each request on each connection with ``reply``, one byte every ``interval`` s.
+    """Answers each request on each connection with ``reply``, one byte every ``interval`` s
+    (``interval=0``: all at once, a healthy server). With ``tls`` (a server-side SSL context)
+    it speaks TLS.
 
-    ``requests`` counts complete requests seen, ``sent`` the bytes dripped so far.
+    ``requests`` counts complete requests seen, ``sent`` the bytes sent so far.
     """
 
-    def __init__(self, split: Split, reply: bytes, interval: float = 0.04) -> None:
+    def __init__(
+        self,
+        split: Split,
+        reply: bytes,
+        interval: float = 0.04,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.split = split
         self.reply = reply
         self.interval = interval
+        self.tls = tls
         self.requests = 0
         self.sent = 0
         self._stop = threading.Event()
@@ -88,6 +101,13 @@ class DripServer:
             thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            conn.settimeout(5.0)
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                conn.close()
+                return
         conn.settimeout(0.05)
         buffer = b""
         with conn:
@@ -106,6 +126,13 @@ class DripServer:
                     continue
                 buffer = buffer[length:]
                 self.requests += 1
+                if not self.interval:
+                    try:
+                        conn.sendall(self.reply)
+                    except OSError:
+                        return
+                    self.sent += len(self.reply)
+                    continue
                 for i in range(len(self.reply)):
                     if self._stop.wait(self.interval):
                         return
@@ -146,3 +173,50 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and localhost), signed by itself, and its key: the paths
+    of ``cert.pem`` (also the CA a client trusts) and ``key.pem`` in ``directory``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context

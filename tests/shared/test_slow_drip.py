@@ -7,6 +7,9 @@ tier has one deadline over all its reads and writes.
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ redis = pytest.importorskip("redis", reason="the shared-tier tests need redis-py
 import tiered_cache as tiered  # noqa: E402
 from tiered_cache._shared import SharedTier  # noqa: E402
 
-from ._drip import DripServer, redis_request  # noqa: E402
+from ._drip import DripServer, redis_request, self_signed, server_context  # noqa: E402
 
 #: A bulk string of 50 bytes: 57 bytes on the wire, 2.3 s at one byte every 40 ms.
 REPLY = b"$50\r\n" + b"x" * 50 + b"\r\n"
@@ -98,3 +101,80 @@ def test_a_prebuilt_client_keeps_its_own_timeouts(drip: DripServer) -> None:
     """A client passed in is not wrapped (its own settings apply): no deadline is set."""
     client: Any = redis.Redis(host="127.0.0.1", port=drip.port, socket_timeout=0.05)
     assert SharedTier(client=client).deadline is None
+
+
+# -- the same sockets over TLS (rediss://, what ElastiCache in-transit encryption uses) -------
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    return self_signed(tmp_path / "tls")
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path, tls_files: tuple[Path, Path]) -> Iterator[int]:
+    """A real redis-server speaking only TLS on a free loopback port; yields the port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    cert, key = tls_files
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            *(binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"),
+            *("--tls-cert-file", str(cert), "--tls-key-file", str(key)),
+            *("--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"),
+            *("--save", "", "--appendonly", "no", "--dir", str(tmp_path)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(cert))
+    deadline = time.monotonic() + 15.0
+    while True:  # readiness poll of the server we just started, bounded
+        try:
+            if client.ping():
+                break
+        except redis.RedisError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.skip("this redis-server does not speak TLS")
+        time.sleep(0.02)
+    client.close()
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_tls_redis_works_through_the_deadline_sockets(
+    tls_redis: int, tls_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    url = f"rediss://127.0.0.1:{tls_redis}/0?ssl_ca_certs={tls_files[0]}"
+    tier = SharedTier(url, timeout=2.0)
+    writer = tiered.TieredCache(directory=str(tmp_path / "a"), shared=tier)
+    reader = tiered.TieredCache(directory=str(tmp_path / "b"), shared=SharedTier(url, timeout=2.0))
+    assert writer.get_or_load("k", lambda: {"tls": [1, 2]}) == {"tls": [1, 2]}
+
+    def never() -> Any:
+        raise AssertionError("the value was in Redis")
+
+    assert reader.get_or_load("k", never) == {"tls": [1, 2]}
+    with tier.lock("k", 0.0) as held:
+        assert held is True
+    assert tier.errors == 0
+    assert reader.stats()["shared_hits"] == 1
+
+
+def test_a_dripping_tls_server_is_bounded_too(tls_files: tuple[Path, Path], tmp_path: Path) -> None:
+    cert, key = tls_files
+    with DripServer(redis_request, REPLY, tls=server_context(cert, key)) as server:
+        url = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={cert}&socket_timeout=0.1"
+        cache = tiered.TieredCache(directory=str(tmp_path / "c"), shared=url)
+        started = time.monotonic()
+        assert cache.get_or_load("k", lambda: "from-origin") == "from-origin"
+        elapsed = time.monotonic() - started
+        assert server.sent >= 1  # the handshake passed and the reply began: TLS worked
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
