@@ -317,8 +317,8 @@ def test_damaged_file_envelope_is_a_miss(make_cache: Any) -> None:
     with open(path, "ab") as f:
         f.write(b"grown")  # size no longer matches the envelope
     assert make_cache().get("obj") is None
-    entry = _entry.Entry(["../escape.obj", 3], 0.0, 1e12, 1e12)
-    disk.set("bad", entry, _serial.dumps(entry.value, _serial.SAFE), _entry.FLAG_FILE)
+    entry = _entry.Entry(["../escape.obj", 3], 0.0, 1e12, 1e12, flags=_entry.FLAG_FILE)
+    disk.put("bad", entry, _serial.dumps(entry.value, _serial.SAFE), 60.0)
     assert make_cache().get("bad") is None
 
 
@@ -384,3 +384,53 @@ def test_download_keeps_its_lock_until_it_left_tmp(make_cache: Any) -> None:
     with open(path, "rb") as f:
         assert f.read() == b"body"
     assert os.listdir(disk.tmp_dir) == []
+
+
+# -- the tier protocol ----
+
+
+def test_the_disk_tier_speaks_the_tier_protocol(cache_dir: str) -> None:
+    disk = DiskTier(cache_dir)
+    other = DiskTier(cache_dir)  # another store on the same directory: it stands for a process
+    try:
+        assert (disk.name, disk.remote, disk.available) == ("disk", False, True)
+        assert set(disk.stats()) == {
+            "disk_errors",
+            "disk_corrupt",
+            "disk_lock_timeouts",
+            "disk_evictions",
+        }
+        value = _entry.Entry("v", 10.0, 70.0, 100.0, "e1")
+        assert disk.put("k", value, _serial.dumps("v", _serial.SAFE), 60.0) is None
+        got = other.get("k")
+        assert got is not None
+        assert (got.value, got.identity, got.is_tombstone) == ("v", value.identity, False)
+        with disk.lock("k", 1.0) as held:
+            assert held
+            with other.lock("k", 0.0) as second:
+                assert not second, "two holders of one key's lock"
+        with other.lock("k", 0.0) as again:
+            assert again, "the lock was not released"
+        assert other.delete("k", _entry.tombstone(20.0)) is True
+        mark = disk.get("k")
+        assert mark is not None
+        assert mark.is_tombstone
+        assert mark.value is _entry.MISSING
+        assert mark.stored_at == 20.0
+        disk.clear()
+        assert other.get("k") is None
+    finally:
+        disk._close()
+        other._close()
+
+
+def test_a_value_too_large_for_the_budget_replaces_the_old_row_by_nothing(cache_dir: str) -> None:
+    disk = DiskTier(cache_dir, budget=64 * 1024)
+    try:
+        disk.put("k", _entry.Entry("small", 1.0, 2.0, 3.0), _serial.dumps("small", "safe"), 1.0)
+        big = "x" * 100 * 1024
+        too_big = _entry.Entry(big, 5.0, 6.0, 7.0)
+        assert disk.put("k", too_big, _serial.dumps(big, "safe"), 1.0) is None
+        assert disk.get("k") is None, "an older value stood while memory held the newer one"
+    finally:
+        disk._close()

@@ -64,9 +64,7 @@ keeping its own connections open while the child runs.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import sqlite3
 import stat
 import sys
 import threading
@@ -116,7 +114,7 @@ _TOTAL: Final = "SELECT value FROM Settings WHERE key = 'size'"  # kept by diskc
 
 def disk_key(key: str) -> str:
     """The name a key has on disk: keys never become file or row names themselves."""
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return _flight.key_digest(key)
 
 
 def verify_directory(path: str) -> None:
@@ -172,6 +170,8 @@ def default_budget(path: str) -> int:
 
 def _safe_disk_class() -> type[Any]:
     """A diskcache ``Disk`` that stores bytes inline and never unpickles or follows a file."""
+    import sqlite3
+
     import diskcache
 
     class SafeDisk(diskcache.Disk):  # type: ignore[misc]
@@ -403,6 +403,8 @@ class DiskTier:
 
     def _fault(self, exc: BaseException) -> None:
         """Account for a disk exception; never re-raises it."""
+        import sqlite3  # (sqlite3 and diskcache load with the store: not at import)
+
         import diskcache
 
         if isinstance(exc, diskcache.Timeout) or (
@@ -475,6 +477,8 @@ class DiskTier:
         return conn
 
     def _open(self) -> Any:
+        import sqlite3
+
         import diskcache
 
         for sub in self._dirs:
@@ -972,6 +976,8 @@ def _total(con: Any) -> int:
 
 
 def _checkpoint_con(con: Any) -> None:
+    import sqlite3
+
     with contextlib.suppress(sqlite3.Error):
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
