@@ -46,19 +46,12 @@ Faults: a lock timeout ("database is locked") is a miss or a skipped write. Any 
 ``retry_after`` seconds with one warning through ``logging``; a corrupt database is moved out
 of the way and rebuilt. No disk exception ever reaches the caller.
 
-Fork safety (guarantee 10): SQLite connections must never be used, nor even closed, in a child
-that inherited them (https://sqlite.org/howtocorrupt.html, 2.6); a thread inside SQLite at the
-fork may hold SQLite's own mutexes and leave the child's copy of its lock bookkeeping half
-changed. So a fork first waits (at most ``timeout`` + 1 s) until no thread of this process is
-inside this tier's SQLite work, holding new work back until the fork returns. In the child the
-tier forgets the parent's store: every inherited connection (the forking thread's, and those
-of the parent's other threads, whose thread-local closers notice they run in another process)
-is kept referenced for good, so neither the garbage collector nor interpreter shutdown ever
-closes it there; its locks and thread-locals are new, and the child opens its own connection on
-first use. If the fork could not wait for quiet, the child runs this tier as disabled (memory
-and origin), with one warning. What SQLite keeps per process (its lock counts on the database
-file) is inherited too; the child relies, like every diskcache user after a fork, on the parent
-keeping its own connections open while the child runs.
+Fork safety (guarantee 10): a fork waits until no thread is inside this tier's SQLite work
+(see ``_connections``); in the child the tier forgets the parent's store and connections, never
+using or closing them, takes new locks and thread-locals, and opens its own connection on first
+use. If the fork could not wait for quiet (a thread stuck in SQLite for ``timeout`` + 1 s), the
+child runs this tier as disabled (memory and origin) for ``retry_after`` seconds, with one
+warning.
 """
 
 from __future__ import annotations
@@ -66,14 +59,13 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import sys
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from typing import IO, Any, Final
 
 from . import _flight, _fork, _serial
+from ._connections import Connection, Gate, keep_forever, pin_inherited
 from ._entry import FLAG_FILE, Entry, Guard, decode, encode
 from ._log import log
 from ._objects import ORPHAN_AGE, ObjectStore, file_payload, object_fields, payload_name
@@ -192,130 +184,6 @@ def _wall() -> float:
     return time.time()
 
 
-# -- fork safety --------------------------------------------------------------------------------
-
-#: What a forked child inherited and must never close: connections, stores, thread-locals.
-_inherited: list[Any] = []
-_pinned = 0  # how many of them hold an extra reference (interpreter shutdown frees the rest)
-_tiers: weakref.WeakSet[DiskTier] = weakref.WeakSet()
-
-
-def _keep_forever(obj: Any) -> None:
-    """Keep ``obj`` (an inherited connection, or what holds one) alive for the process's life."""
-    _inherited.append(obj)
-    if "ctypes" in sys.modules:  # else _pin_inherited does it, from the after-fork hook
-        _pin_inherited()
-
-
-def _pin_inherited() -> None:
-    """An extra reference to every inherited object: never deallocated, so never closed, not
-    even when the interpreter shuts down and clears this module."""
-    global _pinned
-    try:
-        import ctypes
-
-        incref = ctypes.pythonapi.Py_IncRef
-        incref.argtypes = [ctypes.py_object]
-        incref.restype = None
-    except Exception:  # not CPython: the list keeps them until shutdown
-        return
-    while _pinned < len(_inherited):
-        incref(_inherited[_pinned])
-        _pinned += 1
-
-
-class _Gate:
-    """Lets a fork wait until no thread is inside the tier's SQLite work.
-
-    A thread doing such work appends to ``active`` and pops when done (each one GIL-atomic list
-    operation, about 30 ns); the fork closes the gate, waits for ``active`` to empty, and opens
-    it again in the parent once the fork returned.
-    """
-
-    __slots__ = ("active", "closed", "quiet", "resume")
-
-    def __init__(self) -> None:
-        self.active: list[None] = []
-        self.closed = False
-        self.quiet = True
-        self.resume = threading.Event()
-        self.resume.set()
-
-    def wait(self) -> None:
-        """Called by a thread that found the gate closed after entering: step out until open."""
-        for _ in range(100):  # bounded (a fork that never returns to the parent)
-            if not self.closed:
-                return
-            self.active.pop()
-            self.resume.wait(0.1)
-            self.active.append(None)
-
-    def close(self) -> None:
-        self.resume.clear()
-        self.closed = True
-
-    def drain(self, until: float) -> None:
-        while self.active and time.monotonic() < until:
-            time.sleep(0.0002)
-        self.quiet = not self.active
-
-    def open(self) -> None:
-        self.closed = False
-        self.resume.set()
-
-
-def _before_fork() -> None:
-    tiers = list(_tiers)
-    for tier in tiers:
-        tier._gate.close()
-    until = time.monotonic() + max((t.timeout for t in tiers), default=0.0) + 1.0
-    for tier in tiers:
-        tier._gate.drain(until)
-
-
-def _after_fork_in_parent() -> None:
-    for tier in list(_tiers):
-        tier._gate.open()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
-
-
-class _Connection:
-    """A thread's SQLite connection of one store, closed explicitly when the thread ends.
-
-    diskcache keeps one SQLite connection per thread and leaves it to be garbage collected
-    when the thread dies; SQLite then keeps its file descriptor open while other connections
-    of the process hold locks on the file (always, in WAL mode), so short-lived threads leaked
-    descriptors without bound. An explicit close lets SQLite reuse them. In a forked child (the
-    thread died with the fork) the connection is kept instead: never closed there.
-    """
-
-    __slots__ = ("cache", "con", "cursor", "gate", "pid")
-
-    def __init__(self, cache: Any, con: Any, gate: _Gate) -> None:
-        self.cache = cache
-        self.con = con
-        self.cursor = con.cursor()
-        self.gate = gate
-        self.pid = os.getpid()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            if os.getpid() != self.pid:
-                _keep_forever(self.con)
-                return
-            gate = self.gate
-            gate.active.append(None)
-            try:
-                if gate.closed:
-                    gate.wait()
-                self.con.close()
-            finally:
-                gate.active.pop()
-
-
 # -- the tier --------------------------------------------------------------------------------------
 
 
@@ -355,8 +223,8 @@ class DiskTier:
         self._slack = min(self.budget // 32, 4 * 2**20)
         self._cache: Any = None
         self._open_lock = threading.Lock()
-        self._threads = threading.local()  # each thread's _Connection
-        self._gate = _Gate()
+        self._threads = threading.local()  # each thread's Connection
+        self._gate = Gate(timeout + 1.0)
         self._keys: dict[str, str] = {}  # key -> disk_key(key), for recent keys
         self._broken_until = 0.0
         self._warned = False
@@ -370,7 +238,6 @@ class DiskTier:
         self.timeouts = 0
         self.corrupt = 0
         self.evictions = 0
-        _tiers.add(self)
         _fork.after_fork_in_child(self._after_fork)
 
     # -- health ---------------------------------------------------------------------------
@@ -463,12 +330,12 @@ class DiskTier:
                 cache = self._cache
         conn = getattr(self._threads, "conn", None)
         if conn is None or conn.cache is not cache:
-            self._threads.conn = _Connection(cache, cache._con, self._gate)
+            self._threads.conn = Connection(cache, cache._con, self._gate)
         return cache
 
-    def _conn(self) -> _Connection:
+    def _conn(self) -> Connection:
         """This thread's connection to the open store (opening either on first use)."""
-        conn: _Connection | None = getattr(self._threads, "conn", None)
+        conn: Connection | None = getattr(self._threads, "conn", None)
         if conn is not None and conn.cache is self._cache:
             return conn
         self._db()
@@ -539,16 +406,15 @@ class DiskTier:
         quiet = self._gate.quiet
         conn = getattr(self._threads, "conn", None)
         if conn is not None:
-            _keep_forever(conn.con)
-            _keep_forever(self._threads)
+            keep_forever(conn.con)
+            keep_forever(self._threads)
         if self._cache is not None:
-            _keep_forever(self._cache)
-        if _pinned < len(_inherited):
-            _pin_inherited()
+            keep_forever(self._cache)
+        pin_inherited()
         self._cache = None
         self._threads = threading.local()
         self._open_lock = threading.Lock()
-        self._gate = _Gate()
+        self._gate = Gate(self.timeout + 1.0)
         self._writes = 0
         self._reconcile_at = self._reconciled_at = 0
         if not quiet:  # a thread was inside SQLite at the fork: its state came along half done
