@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from . import exceptions
 
 if TYPE_CHECKING:
-    from . import s3, secrets_manager, ssm
+    from . import appconfig, dynamodb, s3, secrets_manager, ssm
     from ._config import default_cache, set_default_cache, use_cache
     from ._core import TieredCache
     from ._decorator import CachedFunction, cache
@@ -24,8 +24,10 @@ __all__ = [
     "SharedTier",
     "TieredCache",
     "__version__",
+    "appconfig",
     "cache",
     "default_cache",
+    "dynamodb",
     "exceptions",
     "s3",
     "secrets_manager",
@@ -44,7 +46,7 @@ _LAZY = {
     "set_default_cache": "._config",
     "use_cache": "._config",
 }
-_SUBMODULES = {"s3", "secrets_manager", "ssm"}
+_SUBMODULES = {"appconfig", "dynamodb", "s3", "secrets_manager", "ssm"}
 
 
 def __getattr__(name: str) -> Any:

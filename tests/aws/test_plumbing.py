@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from _awshelp import Calls, Context
 
 import tiered_cache as tiered
-from tiered_cache import _aws, _config, _flight, s3, secrets_manager, ssm
+from tiered_cache import _aws, _config, _flight, appconfig, dynamodb, s3, secrets_manager, ssm
 from tiered_cache._aws import _plan, _snapstart
 from tiered_cache.exceptions import (
     ArgumentTypeNotSupportedError,
@@ -337,8 +338,9 @@ def test_importing_the_helpers_does_not_import_boto3(python_subprocess: Any) -> 
         """
         import sys
         import tiered_cache
-        from tiered_cache import s3, secrets_manager, ssm
-        assert tiered_cache.ssm is ssm
+        from tiered_cache import appconfig, dynamodb, s3, secrets_manager, ssm
+        assert tiered_cache.ssm is ssm and tiered_cache.dynamodb is dynamodb
+        assert tiered_cache.appconfig is appconfig
         print(sorted(m for m in ("boto3", "botocore", "diskcache", "filelock") if m in sys.modules))
         """
     )
@@ -357,3 +359,34 @@ def test_region_comes_from_the_client_when_the_environment_has_none(
     assert _aws.region_for("ssm", {}) == ""
     with pytest.raises(SourceError, match="region_name"):
         ssm.get_entry("/prod/app/var")
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        ssm.get_entry,
+        ssm.cache,
+        ssm.get_parameters_by_path,
+        secrets_manager.get_entry,
+        secrets_manager.cache,
+        s3.get_entry,
+        s3.cache,
+        s3.get_bytes,
+        dynamodb.get_entry,
+        dynamodb.cache,
+        appconfig.get_entry,
+        appconfig.cache,
+    ],
+    ids=lambda f: f"{f.__module__.rsplit('.', 1)[-1]}.{f.__name__}",
+)
+def test_generated_functions_have_the_declared_signature(function: Any) -> None:
+    """get_entry and cache are generated from the typed signature each source declares: the
+    same parameters, defaults and docstring."""
+    declared = function.__wrapped__
+    assert function is not declared
+    code, stub = function.__code__, declared.__code__
+    assert code.co_varnames[: code.co_argcount + 1] == stub.co_varnames[: stub.co_argcount + 1]
+    assert function.__defaults__ == declared.__defaults__
+    assert function.__doc__ == declared.__doc__
+    assert function.__name__ == declared.__name__
+    assert inspect.signature(function) == inspect.signature(declared)

@@ -16,14 +16,15 @@
 from __future__ import annotations
 
 from . import _clients, _plan
-from ._checks import Options, boolean, entry_name_for, text
+from ._checks import Options, boolean, entry_name_for, name, text
 from ._clients import call, client_for, error_code, get_client, region_for, translate
 from ._handler import handler_decorator
-from ._plan import NEGATIVE_TTL, Plan, Spec, plan_for, remember_hit, resolve, value_of
+from ._plan import MEMO_LIMIT, NEGATIVE_TTL, Plan, Spec, plan_for, remember_hit, resolve, value_of
 from ._service import Option, Request, Service
 from ._snapstart import after_restore, register_snapstart
 
 __all__ = [
+    "MEMO_LIMIT",
     "NEGATIVE_TTL",
     "Option",
     "Options",
@@ -39,6 +40,7 @@ __all__ = [
     "error_code",
     "get_client",
     "handler_decorator",
+    "name",
     "plan_for",
     "region_for",
     "register_snapstart",

@@ -14,7 +14,16 @@ from ..exceptions import ArgumentTypeNotSupportedError, NoEntryNameError
 if TYPE_CHECKING:
     import boto3
 
-__all__ = ["Options", "boolean", "check_options", "entry_name_for", "max_age_of", "seconds", "text"]
+__all__ = [
+    "Options",
+    "boolean",
+    "check_options",
+    "entry_name_for",
+    "max_age_of",
+    "name",
+    "seconds",
+    "text",
+]
 
 
 class Options(TypedDict, total=False):
@@ -81,6 +90,13 @@ def text(name: str, value: Any, owner: str) -> str | None:
     """An option's check: None (not given) or a non-empty ``str``, else ``TypeError``."""
     if value is not None and (not isinstance(value, str) or not value):
         raise TypeError(f"tiered-cache: {owner}: {name} must be a non-empty str")
+    return value
+
+
+def name(option: str, value: Any, owner: str) -> str:
+    """An option's check: a non-empty ``str`` (a required name), else ``TypeError``."""
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"tiered-cache: {owner}: {option} must be a non-empty str, not {value!r}")
     return value
 
 

@@ -233,10 +233,11 @@ class Service:
         scope = {"freeze": freeze}
         self._hit_key = eval(f"lambda {', '.join(sig.names)}: {memo}", scope)  # noqa: S307
         slow = functools.partial(self._miss, owner)
+        # The miss is called outside the except block: its errors have no KeyError context.
         prologue = (
             f"try:\n    plan = memo[{memo}]\n"
-            f"except (KeyError, TypeError, AttributeError):\n    return slow({sig.args})\n"
-            "if options or (plan.age_arg is not max_age_in_seconds "
+            "except (KeyError, TypeError, AttributeError):\n    plan = None\n"
+            "if plan is None or options or (plan.age_arg is not max_age_in_seconds "
             f"and plan.age_arg != max_age_in_seconds):\n    return slow({sig.args})"
         )
         function = _hit.make(

@@ -12,7 +12,7 @@ that walks the chain finds no byte of a secret.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -46,7 +46,7 @@ def method(transform: str | None, name: str) -> str | None:
     return None
 
 
-def apply(value: Any, transform: str | None, name: str, what: str) -> Any:
+def apply(value: Any, transform: str | None, name: str, what: str) -> Any:  # noqa: RET503
     """``value`` (``str`` or ``bytes``) through ``transform`` for ``name``; ``ValueError`` that
     quotes nothing of the value when it does not parse (see the module docstring)."""
     how = method(transform, name)
@@ -55,9 +55,11 @@ def apply(value: Any, transform: str | None, name: str, what: str) -> Any:
     if not isinstance(value, (str, bytes)):
         kind = type(value).__name__
         del value
-        raise ValueError(
-            f"tiered-cache: {what} is a {kind}, which transform={transform!r} cannot parse; "
-            "drop transform= to get it as it is"
+        _raise_alone(
+            ValueError(
+                f"tiered-cache: {what} is a {kind}, which transform={transform!r} cannot "
+                "parse; drop transform= to get it as it is"
+            )
         )
     try:
         if how == "json":
@@ -71,10 +73,22 @@ def apply(value: Any, transform: str | None, name: str, what: str) -> Any:
         detail = getattr(exc, "msg", None) if how == "json" else None
         if not isinstance(detail, str):  # only JSONDecodeError's msg is free of the value
             detail = "not UTF-8 text" if isinstance(exc, UnicodeError) else "does not parse"
-    # Raised here, outside the except block, so that the parser's exception is not its context.
     del value
     kind = "JSON" if how == "json" else "base64"
-    raise ValueError(
-        f"tiered-cache: {what} is not valid {kind} ({detail}), so transform={transform!r} "
-        f"cannot parse it; store {kind} in it, or drop transform= to get the raw value"
-    ) from None
+    _raise_alone(
+        ValueError(
+            f"tiered-cache: {what} is not valid {kind} ({detail}), so transform={transform!r} "
+            f"cannot parse it; store {kind} in it, or drop transform= to get the raw value"
+        )
+    )
+
+
+def _raise_alone(error: BaseException) -> NoReturn:
+    """Raise ``error`` with neither a cause nor a context, even when called while another
+    exception is being handled (raised here, outside the parser's except block; a context
+    set from the caller's is cleared before the bare re-raise, which sets none)."""
+    try:
+        raise error from None
+    except BaseException:
+        error.__context__ = None
+        raise
