@@ -339,9 +339,8 @@ class DiskTier:
         if conn is not None and conn.cache is self._cache:
             return conn
         self._db()
-        conn = self._threads.conn
-        assert conn is not None
-        return conn
+        made: Connection = self._threads.conn
+        return made
 
     def _open(self) -> Any:
         import sqlite3
