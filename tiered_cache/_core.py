@@ -684,6 +684,11 @@ class TieredCache:
                 )
             fresh = self._new_entry(None, ttl, stale_if_error, new_version, now=started)
             stored = disk.commit_file(key, temp_path, fresh, guard)
+            if stored is not None and stored.is_tombstone:  # deleted while it downloaded
+                raise TieredCacheError(
+                    f"tiered-cache: the object for {key!r} was deleted from the cache while it "
+                    "downloaded (the delete stands); ask again"
+                )
             if stored is None:
                 raise TieredCacheError(
                     f"tiered-cache: could not store the object for {key!r} in {disk.root}; "
