@@ -276,9 +276,8 @@ def build_tiered_aws(names: dict[str, str], ttl: float, directory: str, clock: A
     from tiered_cache import s3, secrets_manager, ssm
 
     if clock is not None or "TIERED_CACHE_DIR" not in os.environ:
-        from tiered_cache import TieredCache
-
         import tiered_cache as tiered
+        from tiered_cache import TieredCache
 
         tiered.set_default_cache(
             TieredCache(

@@ -260,8 +260,6 @@ def _s3_object(directory: str) -> tuple[Any, Any, bytes]:
     import boto3
     from moto import mock_aws
 
-    from tiered_cache import _config
-
     os.environ.update(
         AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="x"
     )

@@ -7,7 +7,6 @@ Botocore's retry back-off sleep is set to zero so that counting attempts costs n
 
 from __future__ import annotations
 
-import tiered_cache as tiered
 import os
 import signal
 import threading
@@ -17,12 +16,14 @@ from typing import Any
 
 import pytest
 
+import tiered_cache as tiered
+
 boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
 
 from botocore.awsrequest import AWSResponse  # noqa: E402
 
-from tiered_cache import _config, s3, secrets_manager, ssm  # noqa: E402
+from tiered_cache import s3, secrets_manager, ssm  # noqa: E402
 from tiered_cache.exceptions import SourceError  # noqa: E402
 
 from .conftest import Runs, Workers  # noqa: E402
@@ -197,7 +198,7 @@ def test_rotated_secret_refreshed_from_20_threads_shares_the_loads(
         before = origin.count("GetSecretValue")
         misses = cache.stats()["misses"]
 
-        def round_trip() -> None:  # lasts until all 20 callers have asked (bounded)
+        def round_trip(misses: int = misses) -> None:  # lasts until all 20 have asked (bounded)
             deadline = time.monotonic() + 10
             while cache.stats()["misses"] - misses < 20 and time.monotonic() < deadline:
                 time.sleep(0.001)

@@ -4,14 +4,14 @@ caller persists them to this machine's disk: Secrets Manager values and SSM Secu
 
 from __future__ import annotations
 
-import tiered_cache as tiered
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 
-from tiered_cache import _config, secrets_manager, ssm
+import tiered_cache as tiered
+from tiered_cache import secrets_manager, ssm
 from tiered_cache._shared import SharedTier
 
 SECRET = "s3cr3t-value-8f2c"
