@@ -27,6 +27,7 @@ default cache follows ``set_default_cache`` without a per-call check.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -128,11 +129,18 @@ def make(
     source = _TEMPLATE.format(cells=", ".join(values), name=name, params=params, body=body)
     scope: dict[str, Any] = {"exists": os.path.exists, "__builtins__": __builtins__}
     scope.update(namespace or {})
-    exec(compile(source, f"<tiered_cache hit path {name}>", "exec"), scope)  # noqa: S102
+    exec(_compiled(source, name), scope)  # noqa: S102
     function: Callable[..., Any] = scope["__make__"](**values)
     if qualname is not None:
         function.__qualname__ = qualname
     return function
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str, name: str) -> Any:
+    """The code of a generated path, compiled once per source text: every cache's ``get`` is
+    the same text (only its cells differ), so a new cache costs an ``exec``, not a compile."""
+    return compile(source, f"<tiered_cache hit path {name}>", "exec")
 
 
 def rebind(function: Callable[..., Any], **values: Any) -> None:
