@@ -337,6 +337,8 @@ def names_for(lib: str, run_id: str) -> dict[str, str]:
         "big_uri": f"s3://tiered-cache-bench/{tag}/big.bin",
         "s3_entry": f"tcbench-{run_id}-{tag}-object.bin",
         "big_entry": f"tcbench-{run_id}-{tag}-big.bin",
+        "table": f"tcbench-{tag}",  # a DynamoDB table keyed by "id" (Powertools' default)
+        "item": "db_url",
     }
 
 
@@ -381,10 +383,24 @@ def start_moto(
     ssm = session.client("ssm")
     sm = session.client("secretsmanager")
     s3 = setup_s3_client()
+    ddb = session.client("dynamodb")
     buckets: set[str] = set()
+    tables: set[str] = set()
     for n in names if isinstance(names, list) else [names]:
         ssm.put_parameter(Name=n["param"], Value="postgres://db.example:5432/app", Type="String")
         sm.create_secret(Name=n["secret"], SecretString="hunter2-" + "x" * 24)
+        if "table" in n and n["table"] not in tables:
+            tables.add(n["table"])
+            ddb.create_table(
+                TableName=n["table"],
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            ddb.put_item(
+                TableName=n["table"],
+                Item={"id": {"S": n["item"]}, "value": {"S": "postgres://db.example:5432/app"}},
+            )
         if s3_size or big_size:
             if n["bucket"] not in buckets:
                 s3.create_bucket(Bucket=n["bucket"])

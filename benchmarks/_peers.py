@@ -181,11 +181,15 @@ def build_powertools(names: dict[str, str], ttl: float, directory: str, clock: A
     p = Peer("powertools")
     p.ssm = lambda: parameters.get_parameter(param, max_age=age)
     p.secret = lambda: parameters.get_secret(secret, max_age=age)
+    items = parameters.DynamoDBProvider(table_name=names["table"])  # key "id", value "value"
     p.ns = {"parameters": parameters, "P": param, "S": secret, "A": age}
+    p.ns.update({"items": items, "I": names["item"]})
     p.stmts = {
         "get_parameter": "parameters.get_parameter(P, max_age=A)",
         "get_secret": "parameters.get_secret(S, max_age=A)",
+        "DynamoDBProvider.get": "items.get(I, max_age=A)",
     }
+    items.get(names["item"], max_age=age)  # warmed with the others, before calls are counted
     p.note = "no S3 provider and no generic function decorator in Powertools parameters"
     return p
 
@@ -291,6 +295,17 @@ def build_tiered_aws(names: dict[str, str], ttl: float, directory: str, clock: A
     p.s3 = lambda: s3.get_entry(s3Uri=names["uri"], max_age_in_seconds=age)
     p.big = lambda: s3.get_entry(s3Uri=names["big_uri"], max_age_in_seconds=age)
     _timed_like_lambda_cache(p, ssm, secrets_manager, param, secret, age)
+    try:
+        from tiered_cache import dynamodb
+    except ImportError:  # a tree from before the DynamoDB source (A/B runs)
+        pass
+    else:
+        # the same item as Powertools' DynamoDBProvider.get(I): key {"id": I}, its "value"
+        p.ns.update({"dynamodb": dynamodb, "T": names["table"], "K": {"id": names["item"]}})
+        p.stmts["dynamodb.get_entry"] = (
+            "dynamodb.get_entry(table=T, key=K, attribute='value', max_age_in_seconds=A)"
+        )
+        eval(p.stmts["dynamodb.get_entry"], p.ns)  # noqa: S307 - warmed with ssm and secret
     p.note = "secrets memory-only by default; S3 revalidated with If-None-Match"
     return p
 

@@ -49,7 +49,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _SPECIAL: Final = ("max_age_in_seconds", "entry_name")
 #: Names the generated hit paths use for themselves: no parameter may take them.
 _RESERVED: Final = frozenset(
-    {*_hit.CELLS, "memo", "slow", "plan", "entry", "stored_at", "now", "exists", "freeze"}
+    {*_hit.CELLS, "memo", "slow", "plan", "entry", "stored_at", "now", "exists", "freeze", "tuple"}
 )
 
 
@@ -62,7 +62,7 @@ class Option:
     ``key``: the option changes the value, so it is part of the cache key (and of the hit
     path's memo key when it is a parameter). ``check(name, value, owner)`` validates the given
     value (``default`` when not given) and returns it normalized. ``hashable=False``: the
-    parameter's values are frozen (``freeze``) for the hit path's memo key (a dict).
+    parameter is a dict, whose items (in the caller's order) go into the hit path's memo key.
     """
 
     __slots__ = ("check", "default", "hashable", "key", "name")
@@ -224,7 +224,7 @@ class Service:
         sig = _Signature(stub, self._options)
         owner = f"{stub.__module__.rsplit('.', 1)[-1]}.{stub.__name__}"
         hit = [
-            name if self._options.get(name, _PLAIN).hashable else f"freeze({name})"
+            name if self._options.get(name, _PLAIN).hashable else f"tuple({name}.items())"
             for name in sig.names
             if name not in _SPECIAL and self._options.get(name, _PLAIN).key
         ]
