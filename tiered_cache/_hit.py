@@ -58,7 +58,7 @@ if {rule}:
 
 _TEMPLATE: Final = """\
 def __make__({cells}):
-    def {name}({params}):
+    {kind}def {name}({params}):
 {body}
     return {name}
 """
@@ -103,6 +103,7 @@ def make(
     cells: Mapping[str, Any] | None = None,
     namespace: Mapping[str, Any] | None = None,
     qualname: str | None = None,
+    is_async: bool = False,
 ) -> Callable[..., Any]:
     """A function ``name(params)`` whose hit path is the one rule.
 
@@ -115,7 +116,9 @@ def make(
     ``optional_age``, the expression may be None at run time: no bound). ``file``: the
     value is a path that must still exist. ``cells`` gives the initial ``cache``, ``mem_get``
     and ``clock`` (default: :func:`unbound`, so every call misses until :func:`rebind`) and any
-    other names to hold in cells; ``namespace`` the globals the code sees.
+    other names to hold in cells; ``namespace`` the globals the code sees. ``is_async``
+    makes it an ``async def`` (its ``miss`` and ``epilogue`` may then ``await``; a hit still
+    returns without suspending).
     """
     values = dict(unbound())
     values.update(cells or {})
@@ -126,7 +129,10 @@ def make(
         for part in (_indent(prologue, 8), _indent(core, 8 + 4 * depth), _indent(epilogue, 8))
         if part
     )
-    source = _TEMPLATE.format(cells=", ".join(values), name=name, params=params, body=body)
+    kind = "async " if is_async else ""
+    source = _TEMPLATE.format(
+        cells=", ".join(values), kind=kind, name=name, params=params, body=body
+    )
     scope: dict[str, Any] = {"exists": os.path.exists, "__builtins__": __builtins__}
     scope.update(namespace or {})
     exec(_compiled(source, name), scope)  # noqa: S102
