@@ -1,31 +1,41 @@
-"""Fleet benchmark: origin calls with and without the shared tier, and what a shared hit costs.
+"""Fleet benchmark: origin calls without a shared tier, with Redis and with DynamoDB, side by side,
+and what a shared hit costs against a disk hit.
 
-    python benchmarks/fleet.py            # 32 environments, 16 TTLs per phase (~1 min)
-    python benchmarks/fleet.py --quick    # 32 environments, 4 TTLs per phase (~20 s)
+    python benchmarks/fleet.py            # 32 environments, 16 TTLs per phase (~5 min)
+    python benchmarks/fleet.py --quick    # 32 environments, 4 TTLs per phase (~2 min)
+    python benchmarks/fleet.py --tiers redis   # one shared tier only
 
 Setting. ``--envs`` (32) simulated Lambda execution environments, each a separate process with
-its own cache directory (its own /tmp), all on one Redis (a ``redis-server`` this script starts
-on a free loopback port, or ``--redis-url``). Each environment serves invocations one at a time,
-with exponential gaps (mean ``--gap`` ms of real time); every invocation reads ``--keys``
-parameters through ``get_or_load(key, origin, ttl=60)``. The origin sleeps 20 ms (an SSM
-GetParameter round trip) and counts its calls.
+its own cache directory (its own /tmp). Each environment serves invocations one at a time, with
+exponential gaps (mean ``--gap`` ms of real time); every invocation reads ``--keys`` parameters
+through ``get_or_load(key, origin, ttl=60)``. The origin sleeps 20 ms (an SSM GetParameter round
+trip) and counts its calls. The shared tiers: one ``redis-server`` this script starts on a free
+loopback port (or ``--redis-url``), and one moto server (``python -m moto.server``, DynamoDB over
+HTTP on loopback) with a fresh table per phase. Redis also carries the start signal.
 
 Time. TTLs are 60 simulated seconds; the caches read an injected wall clock that runs
 ``--scale`` (60) times faster than real time, shared by all processes (sim = epoch + (real -
 start) x scale), so one TTL passes in one real second and a run covers many TTLs. Only the
-cache's notion of time is scaled: Redis round trips, lock polling and the origin's 20 ms are
-real. Redis expiries are set in simulated seconds, so Redis keeps entries longer than needed
-here; freshness is decided by the envelope times, as always.
+cache's notion of time is scaled: round trips, lock polling and the origin's 20 ms are real.
+Expiries (Redis PX, the DynamoDB ``ttl`` attribute) are in simulated seconds; freshness is
+decided by the envelope times, as always. The DynamoDB phase runs its clock ``--dynamodb-scale``
+(10) times faster only (a TTL is 6 real s): moto is a Python server sharing this machine's cores
+with the 32 workers and serves about 250 requests/s here, fewer than 32 environments need when a
+TTL passes every second (at 60x the phase was moto-bound: 38 invocations against Redis's 1,153).
+Origin calls are counted per TTL window either way.
 
-Phases, in one run: the same workload without the shared tier, then with it (fresh
-directories, a flushed Redis). Reported: origin calls per key per TTL window (median over the
-windows, first window included) and the ratio without/with. Then, in this process,
-interleaved: a memory hit, a disk hit and a shared hit (memory and disk emptied first, so the
-hit includes filling both) of the same 200-byte value, and the shared tier's GET round trip
-alone; median and p99 of each, and the median ratio shared/disk. Loopback Redis: add your
-network round trip (about 0.3-1 ms to ElastiCache in the same AZ) to the shared-hit figure.
+Phases, in one run: the same workload without a shared tier, then with each shared tier (fresh
+directories, an empty store). Reported: origin calls per key per TTL window (median over the
+windows, first window included) and the ratio without/with. Then, in this process, interleaved
+in random order: a memory hit, a disk hit, a shared hit through each tier (memory and disk
+emptied first, so the hit includes filling both) of the same 200-byte value, and each tier's
+GET round trip alone; median and p99 of each, and the median ratio shared/disk.
 
-Writes benchmarks/results/fleet.json.
+Loopback is not AWS: beside each measured round trip this prints AWS's typical published
+figures (ElastiCache about 0.5 ms in the same AZ, DynamoDB about 3-6 ms: not measured here) and
+the shared hit they imply (measured hit - measured round trip + typical round trip).
+
+Writes benchmarks/results/fleet.json (``--quick``: fleet-quick.json).
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
@@ -52,6 +63,51 @@ RESULTS = os.path.join(HERE, "results")
 SIM_EPOCH = 1_800_000_000.0
 ORIGIN_LATENCY = 0.020
 TTL = 60.0
+TIERS = ("redis", "dynamodb")
+REGION = "us-east-1"
+#: AWS's typical round trips from a Lambda function (published figures, not measured here):
+#: ElastiCache is "sub-millisecond", about 0.5 ms in the same AZ; DynamoDB "single-digit
+#: milliseconds", about 3-6 ms for a GetItem.
+AWS_ROUND_TRIP_MS = {"redis": (0.5, 0.5), "dynamodb": (3.0, 6.0)}
+LABELS = {"redis": "Redis", "dynamodb": "DynamoDB"}
+#: List prices in USD per million (us-east-1): DynamoDB on-demand, Standard table class
+#: (https://aws.amazon.com/dynamodb/pricing/on-demand/): a read request unit (one strongly
+#: consistent read of up to 4 KB, or two eventually consistent ones) and a write request unit
+#: (one write of up to 1 KB; a conditional write that fails is charged too). SSM higher-throughput
+#: GetParameter and Secrets Manager GetSecretValue: $0.05 per 10,000 calls.
+PRICE_PER_MILLION = {"read_unit": 0.125, "write_unit": 0.625, "origin_call": 5.0}
+#: What a process needs to reach moto (and nothing else) with boto3's defaults.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def make_shared(cfg: dict[str, Any], clock: Any, **timeouts: Any) -> Any:
+    """The shared tier a configuration names (None without one)."""
+    if cfg["shared"] == "redis":
+        from tiered_cache import SharedTier
+
+        return SharedTier(cfg["url"], prefix=cfg["prefix"], lock_wait=5.0, clock=clock, **timeouts)
+    if cfg["shared"] == "dynamodb":
+        from tiered_cache import DynamoDBTier
+
+        # lock_lease is in the (scaled) clock's seconds: 600 simulated s are 10 real s.
+        return DynamoDBTier(
+            cfg["table"],
+            endpoint_url=cfg["moto_url"],
+            region_name=REGION,
+            prefix=cfg["prefix"],
+            lock_wait=5.0,
+            lock_lease=600.0,
+            clock=clock,
+            **timeouts,
+        )
+    return None
 
 
 # -- one environment (a worker process) --------------------------------------------------------
@@ -61,26 +117,16 @@ def run_environment(cfg: dict[str, Any]) -> None:
     import redis
 
     from tiered_cache import TieredCache
-    from tiered_cache._shared import SharedTier
 
     control = redis.Redis.from_url(cfg["url"])
     real_start: float = 0.0
 
     def clock() -> float:
-        return SIM_EPOCH + (time.time() - real_start) * cfg["scale"]
+        return SIM_EPOCH + (time.time() - real_start) * float(cfg["scale"])
 
-    shared = None
-    if cfg["shared"]:
-        # Timeouts of 1 s: 32 processes on one small machine must not trip the breaker on a
-        # scheduling hiccup; the latency phase below uses the 50 ms defaults.
-        shared = SharedTier(
-            cfg["url"],
-            prefix=cfg["prefix"],
-            timeout=1.0,
-            connect_timeout=1.0,
-            lock_wait=5.0,
-            clock=clock,
-        )
+    # Timeouts of 1 s: 32 processes on one small machine must not trip the breaker on a
+    # scheduling hiccup; the latency phase below uses each tier's defaults.
+    shared = make_shared(cfg, clock, timeout=1.0, connect_timeout=1.0)
     cache = TieredCache(directory=cfg["directory"], clock=clock, shared=shared, lock_timeout=5.0)
     calls: list[list[Any]] = []
 
@@ -94,6 +140,18 @@ def run_environment(cfg: dict[str, Any]) -> None:
 
     keys = [f"ssm:/prod/app/param-{i}" for i in range(cfg["keys"])]
     rng = random.Random(cfg["seed"])
+    requests: Counter[str] = Counter()  # DynamoDB calls by what they cost
+    if shared is not None:
+        cache.get("warm-up")  # the client and its connection, before the clock starts
+    if cfg["shared"] == "dynamodb":
+
+        def count(params: dict[str, Any], model: Any, **_: Any) -> None:
+            if model.name == "GetItem":
+                requests["strong_reads" if params.get("ConsistentRead") else "reads"] += 1
+            else:
+                requests["writes"] += 1  # PutItem, DeleteItem (lock polls included)
+
+        shared._client().meta.events.register("provide-client-params.dynamodb", count)
     control.incr(cfg["prefix"] + "ready")
     deadline = time.monotonic() + 120.0
     while True:  # wait for the common start (bounded)
@@ -114,10 +172,11 @@ def run_environment(cfg: dict[str, Any]) -> None:
             cache.get_or_load(key, origin(key), ttl=TTL)
         invocations += 1
         time.sleep(rng.expovariate(1.0 / cfg["gap"]))
-    print(json.dumps({"calls": calls, "invocations": invocations, "stats": cache.stats()}))
+    report = {"calls": calls, "invocations": invocations, "stats": cache.stats()}
+    print(json.dumps({**report, "requests": dict(requests)}))
 
 
-# -- the parent ---------------------------------------------------------------------------------
+# -- the stores ---------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -157,23 +216,82 @@ def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.01)
 
 
+def dynamodb_client(url: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m moto.server`` on a free loopback port (a process of its own: its CPU is not
+    this one's, as a real DynamoDB's is not the function's)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **AWS_ENV},
+    )
+    url = f"http://127.0.0.1:{port}"
+    client = dynamodb_client(url)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.list_tables()
+            return proc, url
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(
+                    "the moto server did not start (pip install 'moto[server,dynamodb]')"
+                ) from None
+            time.sleep(0.05)
+
+
+def create_table(moto_url: str) -> str:
+    """A fresh table with the README's schema (string partition key ``pk``)."""
+    name = f"fleet-{uuid.uuid4().hex[:8]}"
+    dynamodb_client(moto_url).create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+# -- the parent ---------------------------------------------------------------------------------
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def run_phase(
-    name: str, shared: bool, url: str, args: argparse.Namespace, workdir: str
+    name: str,
+    shared: str,
+    url: str,
+    moto_url: str | None,
+    args: argparse.Namespace,
+    workdir: str,
 ) -> dict[str, Any]:
     import redis
 
     control = redis.Redis.from_url(url)
     control.flushall()
     prefix = f"fleet-{name}:"
-    duration = args.ttls * TTL / args.scale
+    table = create_table(moto_url) if shared == "dynamodb" and moto_url else ""
+    scale = args.dynamodb_scale if shared == "dynamodb" else args.scale
+    duration = args.ttls * TTL / scale
     print(
         f"== phase {name!r}: {args.envs} environments, {args.keys} keys, {args.ttls} TTLs "
-        f"({duration:.1f} s real), shared tier {'ON' if shared else 'off'}",
+        f"({duration:.1f} s real, clock x{scale:g}), shared tier: {LABELS.get(shared, 'none')}",
         flush=True,
     )
     procs = []
@@ -181,10 +299,12 @@ def run_phase(
         directory = os.path.join(workdir, name, f"env-{i:02d}")
         cfg = {
             "url": url,
+            "moto_url": moto_url,
+            "table": table,
             "prefix": prefix,
             "shared": shared,
             "directory": directory,
-            "scale": args.scale,
+            "scale": scale,
             "keys": args.keys,
             "gap": args.gap / 1000.0,
             "duration": duration,
@@ -196,10 +316,10 @@ def run_phase(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env={**os.environ, "PYTHONPATH": ROOT},
+                env={**os.environ, **AWS_ENV, "PYTHONPATH": ROOT},
             )
         )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while int(control.get(prefix + "ready") or 0) < args.envs:
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
             for p in procs:
@@ -214,7 +334,7 @@ def run_phase(
         if elapsed > 0:
             print(
                 f"   {min(elapsed, duration):5.1f}/{duration:.1f} s  "
-                f"(TTL window {min(args.ttls, int(elapsed * args.scale // TTL) + 1)}/{args.ttls})",
+                f"(TTL window {min(args.ttls, int(elapsed * scale // TTL) + 1)}/{args.ttls})",
                 flush=True,
             )
         time.sleep(min(2.0, max(0.2, duration / 8)))
@@ -234,12 +354,19 @@ def run_phase(
     totals = Counter[str]()
     for report in reports:
         totals.update({k: v for k, v in report["stats"].items() if isinstance(v, int)})
+    late = sum(n for (_, w), n in windows.items() if w >= args.ttls)
+    requests = Counter[str]()
+    for report in reports:
+        requests.update(report.get("requests", {}))
     result = {
-        "shared": shared,
+        "shared": shared or None,
+        "clock_scale": scale,
+        "origin_calls_after_the_last_window": late,
         "origin_calls": sum(per_window),
         "origin_calls_per_key_per_ttl_median": statistics.median(per_window),
         "origin_calls_per_key_per_ttl_max": max(per_window),
         "invocations": sum(r["invocations"] for r in reports),
+        "requests": dict(requests),
         "stats": {
             k: totals[k]
             for k in (
@@ -248,6 +375,7 @@ def run_phase(
                 "shared_hits",
                 "loads",
                 "lock_timeouts",
+                "shared_attempts",
                 "shared_errors",
                 "shared_lock_timeouts",
             )
@@ -257,52 +385,69 @@ def run_phase(
         f"   origin calls: {result['origin_calls']} over {args.ttls} TTLs x {args.keys} keys; "
         f"median {result['origin_calls_per_key_per_ttl_median']} per key per TTL "
         f"(max {result['origin_calls_per_key_per_ttl_max']}); "
-        f"{result['invocations']} invocations",
+        f"{result['invocations']} invocations; shared errors {totals['shared_errors']}",
         flush=True,
     )
     return result
 
 
-def measure_latency(url: str, samples: int, workdir: str) -> dict[str, Any]:
-    """Memory, disk and shared hits of one value, interleaved in random order, in-process."""
+def measure_latency(
+    url: str, moto_url: str | None, tiers: list[str], samples: int, workdir: str
+) -> dict[str, Any]:
+    """Memory, disk and each tier's shared hits of one value, interleaved in random order."""
     from tiered_cache import TieredCache
-    from tiered_cache._shared import SharedTier
 
+    names = ", ".join(LABELS[t] for t in tiers)
     print(
-        f"== latency: {samples} samples each of a memory, disk and shared hit "
-        "(and the Redis GET alone)",
+        f"== latency: {samples} samples each of a memory hit, a disk hit and a shared hit "
+        f"through {names} (and each one's GET alone)",
         flush=True,
     )
-    tier = SharedTier(url, prefix="fleet-latency:")  # the default 50 ms timeouts
-    cache = TieredCache(directory=os.path.join(workdir, "latency"), shared=tier, ttl=3600)
     key, value = "ssm:/prod/app/latency", "x" * 200
+    caches: dict[str, Any] = {}
+    stores: dict[str, Any] = {}
+    for tier in tiers:
+        cfg = {"shared": tier, "url": url, "moto_url": moto_url, "prefix": "fleet-latency:"}
+        if tier == "dynamodb" and moto_url:
+            cfg["table"] = create_table(moto_url)
+        stores[tier] = make_shared(cfg, time.time)  # each tier's default timeouts
+        directory = os.path.join(workdir, f"latency-{tier}")
+        caches[tier] = TieredCache(directory=directory, shared=stores[tier], ttl=3600)
+        caches[tier].set(key, value)
+    local = caches[tiers[0]]
 
     def never() -> str:
         raise AssertionError("the origin was called during the latency measurement")
 
-    cache.set(key, value)
-    times: dict[str, list[float]] = {"memory": [], "disk": [], "shared": [], "redis_get": []}
+    paths = ["memory", "disk", *(f"shared_{t}" for t in tiers), *(f"get_{t}" for t in tiers)]
+    times: dict[str, list[float]] = {path: [] for path in paths}
     rng = random.Random(7)
     clock = time.perf_counter
-    for _ in range(samples):
-        order = list(times)
+    step = max(1, samples // 5)
+    for n in range(samples):
+        if n % step == 0:
+            print(f"   sample {n}/{samples}", flush=True)
+        order = list(paths)
         rng.shuffle(order)
         for path in order:
+            kind, _, tier = path.partition("_")
+            cache = caches[tier] if tier else local
             cache.get_or_load(key, never)  # warm: everywhere again
-            if path == "redis_get":  # the round trip alone, for reference
+            if kind == "get":  # the round trip alone, for reference
                 started = clock()
-                tier.get(key)
+                stores[tier].get(key)
                 times[path].append(clock() - started)
                 continue
-            if path != "memory":
+            if kind != "memory":
                 cache._memory.delete(key)
-            if path == "shared":
+            if kind == "shared":
                 cache._disk.delete(key)
             started = clock()
             cache.get_or_load(key, never)
             times[path].append(clock() - started)
-    stats = cache.stats()
-    assert stats["shared_hits"] == samples, stats
+    for tier in tiers:
+        stats = caches[tier].stats()
+        assert stats["shared_hits"] == samples, (tier, stats)
     result: dict[str, Any] = {}
     for path, values in times.items():
         result[path] = {
@@ -310,15 +455,47 @@ def measure_latency(url: str, samples: int, workdir: str) -> dict[str, Any]:
             "p99_us": percentile(values, 0.99) * 1e6,
         }
         print(
-            f"   {path:9s}: median {result[path]['median_us']:8.1f} us, "
+            f"   {path:16s}: median {result[path]['median_us']:8.1f} us, "
             f"p99 {result[path]['p99_us']:8.1f} us",
             flush=True,
         )
-    result["shared_over_disk_median_ratio"] = (
-        result["shared"]["median_us"] / result["disk"]["median_us"]
-    )
+    disk = result["disk"]["median_us"]
+    for tier in tiers:
+        hit, trip = result[f"shared_{tier}"]["median_us"], result[f"get_{tier}"]["median_us"]
+        low, high = AWS_ROUND_TRIP_MS[tier]
+        result[f"shared_{tier}_over_disk_median_ratio"] = hit / disk
+        result[f"shared_{tier}_on_aws_estimate_ms"] = [
+            (hit - trip) / 1e3 + low,
+            (hit - trip) / 1e3 + high,
+        ]
     result["origin_latency_us"] = ORIGIN_LATENCY * 1e6
     return result
+
+
+def dynamodb_cost(
+    phase: dict[str, Any], without: float, args: argparse.Namespace
+) -> dict[str, float]:
+    """What the DynamoDB phase's requests cost per key per TTL window, at list prices (all items
+    here are under 1 KB: an eventually consistent read is half a read unit, a strongly consistent
+    one a unit, a write a write unit), against the origin calls the tier saved."""
+    windows = args.keys * args.ttls
+    per = {k: phase["requests"].get(k, 0) / windows for k in ("reads", "strong_reads", "writes")}
+    units_read = per["reads"] * 0.5 + per["strong_reads"]
+    usd = (
+        units_read * PRICE_PER_MILLION["read_unit"]
+        + per["writes"] * PRICE_PER_MILLION["write_unit"]
+    )
+    saved = without - phase["origin_calls_per_key_per_ttl_median"]
+    return {
+        **per,
+        "dynamodb_usd": usd,
+        "origin_calls_saved": saved,
+        "origin_saved_usd": saved * PRICE_PER_MILLION["origin_call"],
+    }
+
+
+def _ms(low: float, high: float) -> str:
+    return f"{low:.1f} ms" if abs(high - low) < 0.05 else f"{low:.1f}-{high:.1f} ms"
 
 
 def main() -> None:
@@ -328,56 +505,111 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=4, help="parameters read per invocation")
     parser.add_argument("--ttls", type=int, default=None, help="TTL windows per phase")
     parser.add_argument("--scale", type=float, default=60.0, help="simulated s per real s")
+    parser.add_argument(
+        "--dynamodb-scale",
+        type=float,
+        default=10.0,
+        help="the same for the DynamoDB phase (moto serves ~250 requests/s here)",
+    )
     parser.add_argument("--gap", type=float, default=100.0, help="mean ms between invocations")
     parser.add_argument("--samples", type=int, default=None, help="latency samples per path")
+    parser.add_argument(
+        "--tiers", default=",".join(TIERS), help="shared tiers to run: redis,dynamodb"
+    )
     parser.add_argument("--redis-url", default=None, help="use this Redis (it gets flushed!)")
-    parser.add_argument("--out", default=os.path.join(RESULTS, "fleet.json"))
+    parser.add_argument("--out", default=None, help="results file (default: results/fleet.json)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
         run_environment(json.loads(args.worker))
         return
+    os.environ.update(AWS_ENV)  # this process talks to moto only, with fake credentials
+    tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
+    if not tiers or any(t not in TIERS for t in tiers):
+        parser.error(f"--tiers takes a comma-separated list of {', '.join(TIERS)}")
     args.ttls = args.ttls or (4 if args.quick else 16)
     args.samples = args.samples or (300 if args.quick else 2000)
+    out = args.out or os.path.join(RESULTS, "fleet-quick.json" if args.quick else "fleet.json")
     workdir = tempfile.mkdtemp(prefix="tiered-fleet-")
-    server = None
+    servers: list[subprocess.Popen[bytes]] = []
+    phases: dict[str, dict[str, Any]] = {}
     try:
         url = args.redis_url
         if url is None:
             server, url = start_redis(workdir)
-        without = run_phase("without", False, url, args, workdir)
-        with_shared = run_phase("with", True, url, args, workdir)
-        latency = measure_latency(url, args.samples, workdir)
+            servers.append(server)
+        moto_url = None
+        if "dynamodb" in tiers:
+            print("== starting a moto server (DynamoDB over HTTP on loopback)", flush=True)
+            moto, moto_url = start_moto()
+            servers.append(moto)
+        phases["without"] = run_phase("without", "", url, moto_url, args, workdir)
+        for tier in tiers:
+            phases[tier] = run_phase(tier, tier, url, moto_url, args, workdir)
+        latency = measure_latency(url, moto_url, tiers, args.samples, workdir)
     finally:
-        if server is not None:
+        for server in servers:
             server.terminate()
             server.wait()
         shutil.rmtree(workdir, ignore_errors=True)
-    ratio = (
-        without["origin_calls_per_key_per_ttl_median"]
-        / with_shared["origin_calls_per_key_per_ttl_median"]
-    )
+    without = phases["without"]["origin_calls_per_key_per_ttl_median"]
+    calls: dict[str, Any] = {"without_shared": without}
+    for tier in tiers:
+        with_tier = phases[tier]["origin_calls_per_key_per_ttl_median"]
+        calls[tier] = with_tier
+        calls[f"ratio_without_over_{tier}"] = without / with_tier
     summary = {
-        "origin_calls_per_key_per_ttl_median": {
-            "without_shared": without["origin_calls_per_key_per_ttl_median"],
-            "with_shared": with_shared["origin_calls_per_key_per_ttl_median"],
-            "ratio_without_over_with": ratio,
+        "origin_calls_per_key_per_ttl_median": calls,
+        "shared_hit_over_disk_hit_median_ratio": {
+            t: latency[f"shared_{t}_over_disk_median_ratio"] for t in tiers
         },
-        "shared_hit_over_disk_hit_median_ratio": latency["shared_over_disk_median_ratio"],
     }
     print("== summary", flush=True)
     print(
-        f"   origin calls per key per TTL (median): without shared tier "
-        f"{without['origin_calls_per_key_per_ttl_median']}, with "
-        f"{with_shared['origin_calls_per_key_per_ttl_median']} ({ratio:.1f}x fewer)",
+        "   invocations: "
+        + ", ".join(f"{name} {phase['invocations']}" for name, phase in phases.items()),
         flush=True,
     )
     print(
-        f"   shared hit / disk hit (median): {latency['shared_over_disk_median_ratio']:.2f}x "
-        f"({latency['shared']['median_us']:.0f} us vs {latency['disk']['median_us']:.0f} us; "
-        f"the origin here takes {ORIGIN_LATENCY * 1e3:.0f} ms)",
+        "   origin calls per key per TTL (median): without a shared tier "
+        + f"{without}, "
+        + ", ".join(
+            f"with {LABELS[t]} {calls[t]} ({calls[f'ratio_without_over_{t}']:.1f}x fewer)"
+            for t in tiers
+        ),
         flush=True,
     )
+    disk = latency["disk"]["median_us"] / 1e3
+    print(
+        f"   a disk hit: {disk:.2f} ms (median); the origin here takes "
+        f"{ORIGIN_LATENCY * 1e3:.0f} ms",
+        flush=True,
+    )
+    if "dynamodb" in tiers:
+        summary["dynamodb_cost_per_million_key_ttls"] = cost = dynamodb_cost(
+            phases["dynamodb"], without, args
+        )
+        print(
+            f"   DynamoDB per key per TTL: {cost['reads']:.1f} reads, "
+            f"{cost['strong_reads']:.1f} strongly consistent reads, {cost['writes']:.1f} writes "
+            f"(the fleet lock's polls included) = ${cost['dynamodb_usd']:.2f} per million "
+            f"key-TTLs at list prices, against ${cost['origin_saved_usd']:.2f} for the "
+            f"{cost['origin_calls_saved']:.1f} origin calls saved ($5.00 per million)",
+            flush=True,
+        )
+    for tier in tiers:
+        hit = latency[f"shared_{tier}"]["median_us"] / 1e3
+        trip = latency[f"get_{tier}"]["median_us"] / 1e3
+        low, high = AWS_ROUND_TRIP_MS[tier]
+        aws_low, aws_high = latency[f"shared_{tier}_on_aws_estimate_ms"]
+        where = "redis-server" if tier == "redis" else "moto"
+        print(
+            f"   {LABELS[tier]:8s} shared hit {hit:.2f} ms = {hit / disk:.1f}x a disk hit "
+            f"(its GET on loopback {where}: {trip:.2f} ms). On AWS the round trip is typically "
+            f"{_ms(low, high)} (AWS's published figure, not measured here): a shared hit of "
+            f"about {_ms(aws_low, aws_high)}",
+            flush=True,
+        )
     document = {
         "benchmark": "fleet",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -392,23 +624,25 @@ def main() -> None:
             "ttl_sim_s": TTL,
             "ttls": args.ttls,
             "scale": args.scale,
+            "dynamodb_scale": args.dynamodb_scale,
             "mean_gap_ms": args.gap,
             "origin_latency_ms": ORIGIN_LATENCY * 1e3,
             "quick": args.quick,
             "latency_samples": args.samples,
+            "tiers": tiers,
+            "aws_round_trip_typical_ms_not_measured": {t: AWS_ROUND_TRIP_MS[t] for t in tiers},
         },
         "summary": summary,
-        "without_shared": without,
-        "with_shared": with_shared,
+        "phases": phases,
         "latency": latency,
     }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    tmp = args.out + ".tmp"
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    tmp = out + ".tmp"
     with open(tmp, "w") as handle:
         json.dump(document, handle, indent=2)
         handle.write("\n")
-    os.replace(tmp, args.out)
-    print(f"   wrote {os.path.relpath(args.out)}", flush=True)
+    os.replace(tmp, out)
+    print(f"   wrote {os.path.relpath(out)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def moto_server() -> Iterator[MotoServer]:
 
 
 @pytest.fixture
-def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """This process (and the children it starts) reach the moto server with boto3's defaults:
     fake credentials, us-east-1, ``AWS_ENDPOINT_URL``. Returns those variables."""
     for name in list(os.environ):

@@ -322,3 +322,30 @@ def test_bad_urls_are_refused(url: str) -> None:
 def test_arguments_are_checked(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="tiered-cache"):
         DynamoDBTier(**kwargs)
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_its_own_client(make_tier: Callable[..., DynamoDBTier]) -> None:
+    """The parent's client (and its pooled connection) is never used by a forked child."""
+    tier = make_tier()
+    entry, payload = _entry("from-parent")
+    tier.put("parent", entry, payload, 60.0)  # the parent's client and connection now exist
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if its own client works
+        code = 1
+        try:
+            child_entry, child_payload = _entry("from-child")
+            tier.put("child", child_entry, child_payload, 60.0)
+            got = tier.get("parent")
+            code = 0 if got is not None and tier.errors == 0 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    got = tier.get("child")
+    assert got is not None
+    assert got.value == "from-child"
+    assert tier.errors == 0  # the parent's connection still works after the child's exit
