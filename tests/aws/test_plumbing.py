@@ -12,7 +12,7 @@ import pytest
 from _awshelp import Calls, Context
 
 import tiered_cache as tiered
-from tiered_cache import _aws, _config, _flight, appconfig, dynamodb, s3, secrets_manager, ssm
+from tiered_cache import _aws, _flight, appconfig, dynamodb, s3, secrets_manager, ssm
 from tiered_cache._aws import _plan, _snapstart
 from tiered_cache.exceptions import (
     ArgumentTypeNotSupportedError,
@@ -184,7 +184,7 @@ def test_the_handler_follows_a_new_default_cache(
         return context.var
 
     handler({}, Context())
-    _config._set_default(make_cache(disk=False))
+    tiered.set_default_cache(make_cache(disk=False))
     handler({}, Context())
     handler({}, Context())
     assert calls.count() == 2
