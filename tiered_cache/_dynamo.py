@@ -39,7 +39,6 @@ normal configuration: credentials, ``AWS_REGION``, ``AWS_ENDPOINT_URL`` and the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import secrets
 import threading
@@ -48,7 +47,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from . import _serial
+from . import _remote, _serial
 from ._breaker import Breaker
 from ._deadline import bound_botocore, bounded, stop_retrying_late
 from ._entry import Entry, Guard, decode, encode
@@ -117,13 +116,6 @@ def _number(value: float) -> dict[str, str]:
     return {"N": f"{value:.3f}"}
 
 
-class _Failed:
-    """Marks a call the tier did not complete (skipped or failed)."""
-
-
-_FAILED: Final = _Failed()
-
-
 class _Held(threading.local):
     """The lock items this thread holds (its reads of those keys are strongly consistent)."""
 
@@ -131,7 +123,7 @@ class _Held(threading.local):
         self.names: set[str] = set()
 
 
-class DynamoDBTier:
+class DynamoDBTier(_remote.RemoteTier):
     """Envelopes in a DynamoDB table shared by a fleet; see the module docstring.
 
     ``table`` is the table's name (or ARN). Give a prebuilt boto3 ``client`` to use your own
@@ -144,9 +136,6 @@ class DynamoDBTier:
     wait for another caller's fleet lock; ``lock_lease`` is how long a lock lives if its holder
     dies. Values whose item would exceed ``max_bytes`` (at most 400 KB) are not shared.
     """
-
-    name = "shared"
-    remote = True
 
     def __init__(
         self,
@@ -209,46 +198,6 @@ class DynamoDBTier:
     def __repr__(self) -> str:
         return f"DynamoDBTier({self.table!r}, prefix={self.prefix!r}, state={self.state!r})"
 
-    # -- names ------------------------------------------------------------------------------
-
-    def _hashed(self, key: str) -> str:
-        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-    def data_key(self, key: str) -> str:
-        """The ``pk`` of the item holding ``key``'s envelope."""
-        return f"{self.prefix}v1:{self._hashed(key)}"
-
-    def lock_key(self, key: str) -> str:
-        """The ``pk`` of ``key``'s fleet-wide lock item."""
-        return f"{self.prefix}lock:{self._hashed(key)}"
-
-    # -- health -----------------------------------------------------------------------------
-
-    @property
-    def available(self) -> bool:
-        """False while the breaker is open (the tier is skipped until the cool-down ends)."""
-        return self.breaker.available
-
-    @property
-    def state(self) -> str:
-        """The breaker: "closed" (in use), "open" (skipped), "half-open" (next try is a trial)."""
-        return self.breaker.state
-
-    @property
-    def attempts(self) -> int:
-        """Calls made (or tried) to DynamoDB."""
-        return self.breaker.attempts
-
-    @property
-    def errors(self) -> int:
-        """Calls that failed (an error, throttling, or past their deadline)."""
-        return self.breaker.errors
-
-    @property
-    def skipped(self) -> int:
-        """Calls not made because the breaker was open."""
-        return self.breaker.skipped
-
     def _client(self) -> DynamoDBClient:
         client = self._dynamodb
         if client is not None:
@@ -282,18 +231,18 @@ class DynamoDBTier:
         self._dynamodb = None
 
     def _run(self, command: Callable[[DynamoDBClient], Any]) -> Any:
-        """``command(client)``'s result within the deadline, or ``_FAILED`` (breaker open, or
+        """``command(client)``'s result within the deadline, or ``_remote.FAILED`` (breaker open, or
         any error, a deadline passed included)."""
         breaker = self.breaker
         if not breaker.allow():
-            return _FAILED
+            return _remote.FAILED
         try:
             client = self._client()
             with bounded(self.deadline):
                 result = command(client)
         except Exception as exc:
             breaker.failure(exc, self._fix(exc))
-            return _FAILED
+            return _remote.FAILED
         breaker.success()
         return result
 
@@ -326,7 +275,7 @@ class DynamoDBTier:
                 TableName=self.table, Key={"pk": {"S": pk}}, ConsistentRead=consistent
             ).get("Item")
         )
-        if item is _FAILED or item is None:
+        if item is _remote.FAILED or item is None:
             return None
         try:
             ttl = float(item["ttl"]["N"])
@@ -394,7 +343,7 @@ class DynamoDBTier:
                 TableName=self.table, Key={"pk": {"S": pk}}, ReturnValues="ALL_OLD"
             ).get("Attributes")
         )
-        if old is _FAILED or not old:
+        if old is _remote.FAILED or not old:
             return False
         try:
             return float(old["ttl"]["N"]) > self.clock()
@@ -423,13 +372,13 @@ class DynamoDBTier:
 
         while True:
             page = self._run(lambda c: c.scan(**scan))
-            if page is _FAILED:
+            if page is _remote.FAILED:
                 return
             for item in page.get("Items", []):
                 pk = item.get("pk", {}).get("S", "")
                 if len(pk) != length:  # another prefix that starts with this one
                     continue
-                if self._run(delete) is _FAILED:
+                if self._run(delete) is _remote.FAILED:
                     return
             last = page.get("LastEvaluatedKey")
             if not last:
@@ -490,7 +439,7 @@ class DynamoDBTier:
         acquired = False
         while True:
             got = self._run(lambda c: self._take(c, name, token))
-            if got is _FAILED:
+            if got is _remote.FAILED:
                 break
             if got:
                 acquired = True

@@ -26,7 +26,6 @@ is imported when the first command is sent, never by ``import tiered_cache``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import secrets
 import threading
 import time
@@ -34,7 +33,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import _serial
+from . import _remote, _serial
 from ._breaker import Breaker
 from ._deadline import bounded, deadline_connection_class
 from ._entry import Entry, Guard, decode, encode
@@ -119,14 +118,7 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-class _Failed:
-    """Marks a command the tier did not complete (skipped or failed)."""
-
-
-_FAILED: Final = _Failed()
-
-
-class SharedTier:
+class SharedTier(_remote.RemoteTier):
     """Envelopes in Redis/Valkey shared by a fleet; see the module docstring.
 
     Give either ``url`` (``redis://`` or ``rediss://``) or a prebuilt ``client`` (for example
@@ -181,46 +173,6 @@ class SharedTier:
         where = "client" if self.kwargs is None else f"{self.kwargs['host']}:{self.kwargs['port']}"
         return f"SharedTier({where}, prefix={self.prefix!r}, state={self.state!r})"
 
-    # -- names ------------------------------------------------------------------------------
-
-    def _hashed(self, key: str) -> str:
-        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-    def data_key(self, key: str) -> str:
-        """The Redis key holding ``key``'s envelope."""
-        return f"{self.prefix}v1:{self._hashed(key)}"
-
-    def lock_key(self, key: str) -> str:
-        """The Redis key of ``key``'s fleet-wide lock."""
-        return f"{self.prefix}lock:{self._hashed(key)}"
-
-    # -- health -----------------------------------------------------------------------------
-
-    @property
-    def available(self) -> bool:
-        """False while the breaker is open (the tier is skipped until the cool-down ends)."""
-        return self.breaker.available
-
-    @property
-    def state(self) -> str:
-        """The breaker: "closed" (in use), "open" (skipped), "half-open" (next try is a trial)."""
-        return self.breaker.state
-
-    @property
-    def attempts(self) -> int:
-        """Commands sent (or tried) to Redis."""
-        return self.breaker.attempts
-
-    @property
-    def errors(self) -> int:
-        """Commands that failed (an error, or past their deadline)."""
-        return self.breaker.errors
-
-    @property
-    def skipped(self) -> int:
-        """Commands not tried because the breaker was open."""
-        return self.breaker.skipped
-
     @property
     def breaker_opens(self) -> int:
         return self.breaker.opens
@@ -257,29 +209,26 @@ class SharedTier:
             return self._redis
 
     def _run(self, command: Callable[[Any], Any]) -> Any:
-        """``command(client)``'s result within the deadline, or ``_FAILED`` (breaker open, or
+        """``command(client)``'s result within the deadline, or ``_remote.FAILED`` (breaker open, or
         any error, a deadline passed included)."""
         breaker = self.breaker
         if not breaker.allow():
-            return _FAILED
+            return _remote.FAILED
         try:
             with bounded(self.deadline):
                 result = command(self._client())
         except Exception as exc:
             breaker.failure(exc)
-            return _FAILED
+            return _remote.FAILED
         breaker.success()
         return result
 
     # -- envelopes ----------------------------------------------------------------------------
 
-    name = "shared"
-    remote = True
-
     def get(self, key: str) -> Entry | None:
         """The stored entry for ``key``, or None (missing, refused, down)."""
         data = self._run(lambda r: r.get(self.data_key(key)))
-        if data is _FAILED or data is None:
+        if data is _remote.FAILED or data is None:
             return None
         try:
             if type(data) is not bytes:
@@ -320,7 +269,7 @@ class SharedTier:
     def delete(self, key: str, tombstone: Entry | None = None) -> bool:
         """Drop ``key``'s envelope (no tombstone is kept here); True if Redis held it."""
         found = self._run(lambda r: r.delete(self.data_key(key)))
-        return found is not _FAILED and bool(found)
+        return found is not _remote.FAILED and bool(found)
 
     def clear(self) -> None:
         """Drop every envelope under this tier's prefix (for every function sharing it).
@@ -339,10 +288,10 @@ class SharedTier:
 
         while True:
             page = self._run(scan)
-            if page is _FAILED:
+            if page is _remote.FAILED:
                 return
             cursor, names = page
-            if names and self._run(delete) is _FAILED:
+            if names and self._run(delete) is _remote.FAILED:
                 return
             if not cursor or cursor == b"0":
                 return
@@ -365,7 +314,7 @@ class SharedTier:
         acquired = False
         while True:
             got = self._run(lambda r: r.set(name, token, nx=True, px=lease))
-            if got is _FAILED:
+            if got is _remote.FAILED:
                 break
             if got:
                 acquired = True
