@@ -47,10 +47,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from . import _remote, _serial
+from . import _remote
 from ._breaker import Breaker
 from ._deadline import bound_botocore, bounded, stop_retrying_late
-from ._entry import Entry, Guard, decode, encode
+from ._entry import Entry, Guard, encode
 from ._fork import after_fork_in_child
 from ._log import log
 
@@ -287,14 +287,7 @@ class DynamoDBTier(_remote.RemoteTier):
             return None
         if ttl <= self.clock():  # expired: DynamoDB's TTL has not deleted it yet
             return None
-        try:
-            entry = decode(key, data, _serial.SAFE)  # a pickled payload raises ValueError
-            if entry.flags:
-                raise ValueError("pickled or file-backed envelope")
-        except ValueError:
-            self.corrupt += 1
-            return None
-        return entry
+        return self._envelope(key, data)
 
     def put(
         self,

@@ -8,7 +8,10 @@ the breaker, returning :data:`FAILED` for one it did not complete.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
+
+from . import _serial
+from ._entry import Entry, decode
 
 if TYPE_CHECKING:
     from ._breaker import Breaker
@@ -30,6 +33,21 @@ class RemoteTier:
     remote = True
     prefix: str
     breaker: Breaker
+    corrupt: int  # values refused: not an envelope, pickled, a file, damaged
+
+    def _envelope(self, key: str, data: Any) -> Entry | None:
+        """The entry in ``data`` as stored, or None (counted in ``corrupt``) for anything that
+        is not a whole safe envelope of ``key``: nothing read from the fleet is unpickled."""
+        try:
+            if type(data) is not bytes:
+                raise ValueError("not bytes")
+            entry = decode(key, data, _serial.SAFE)  # a pickled payload raises ValueError
+            if entry.flags:
+                raise ValueError("pickled or file-backed envelope")
+        except ValueError:
+            self.corrupt += 1
+            return None
+        return entry
 
     def _hashed(self, key: str) -> str:
         return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()

@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import _remote, _serial
+from . import _remote
 from ._breaker import Breaker
 from ._deadline import bounded, deadline_connection_class
-from ._entry import Entry, Guard, decode, encode
+from ._entry import Entry, Guard, encode
 
 __all__ = ["DEFAULT_PREFIX", "SharedTier", "connection_kwargs"]
 
@@ -230,16 +230,7 @@ class SharedTier(_remote.RemoteTier):
         data = self._run(lambda r: r.get(self.data_key(key)))
         if data is _remote.FAILED or data is None:
             return None
-        try:
-            if type(data) is not bytes:
-                raise ValueError("not bytes")
-            entry = decode(key, data, _serial.SAFE)  # a pickled payload raises ValueError
-            if entry.flags:
-                raise ValueError("pickled or file-backed envelope")
-        except ValueError:
-            self.corrupt += 1
-            return None
-        return entry
+        return self._envelope(key, data)
 
     def put(
         self,
