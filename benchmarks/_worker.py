@@ -481,6 +481,226 @@ def task_speed_writes(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+ASYNC_SRC = """
+import time as _time_mod
+
+_ASYNC_STORE = {"k": ("value", _time_mod.time() + 1e9)}
+
+
+async def async_floor(key):
+    entry = _ASYNC_STORE.get(key)
+    if entry is not None and _time_mod.time() < entry[1]:
+        return entry[0]
+    return None
+
+
+async def build():
+    CALLS.append(1)
+    return "value"
+
+
+async def item(i):
+    return {"i": i}
+
+
+async def disk_value(k):
+    return "value"
+"""
+
+
+def _async_time(loop: Any, fn: Any, args: tuple[Any, ...], n: int) -> float:
+    """Mean ns per ``await fn(*args)`` over ``n`` awaits inside one running loop."""
+
+    async def drive() -> None:
+        for _ in range(n):
+            await fn(*args)
+
+    t = time.perf_counter_ns()
+    loop.run_until_complete(drive())
+    return (time.perf_counter_ns() - t) / n
+
+
+def _async_singles(loop: Any, fn: Any, args: tuple[Any, ...], n: int) -> list[float]:
+    """``n`` awaits of ``fn(*args)``, each timed alone (ns)."""
+
+    async def drive() -> list[float]:
+        clock = time.perf_counter_ns
+        out = [0.0] * n
+        for i in range(n):
+            t = clock()
+            await fn(*args)
+            out[i] = clock() - t
+        return out
+
+    result: list[float] = loop.run_until_complete(drive())
+    return result
+
+
+class _LoopMeter:
+    """Time the event loop spends running callbacks (every task step is one), measured by
+    wrapping ``asyncio.events.Handle._run``: ``busy_ns`` in all, ``longest_ns`` the longest
+    single callback (the longest the loop could not serve another coroutine)."""
+
+    def __init__(self) -> None:
+        from asyncio import events
+
+        self.busy_ns = 0
+        self.longest_ns = 0
+        original = events.Handle._run
+        clock = time.perf_counter_ns
+        meter = self
+
+        def _run(handle: Any) -> None:
+            t = clock()
+            try:
+                original(handle)
+            finally:
+                spent = clock() - t
+                meter.busy_ns += spent
+                if spent > meter.longest_ns:
+                    meter.longest_ns = spent
+
+        events.Handle._run = _run  # type: ignore[method-assign]
+
+    def reset(self) -> None:
+        self.busy_ns = self.longest_ns = 0
+
+
+def task_speed_async(spec: dict[str, Any]) -> dict[str, Any]:
+    """Async hit path and the event loop's share of a memory miss.
+
+    ``paths``: warm hits of ``@tiered.cache`` on an ``async def`` (static key) and of
+    ``cashews``' ``@cache`` (memory backend, its defaults) on the same function, against the
+    async floor (an ``async def`` doing ``dict.get`` and a clock compare); each timed as awaits
+    inside one running loop (``run_until_complete`` of a coroutine awaiting it ``n`` times),
+    every path once per round in shuffled order, median of the rounds' per-call means.
+
+    ``loop``: per call, the wall time and the loop's busy time (``_LoopMeter``) of a disk hit
+    (``memory_items=1``, two keys alternating: every call misses memory and reads disk), of a
+    miss that loads and stores a new key, and of ``invalidate`` (synchronous, inline); beside
+    them the same disk hit and miss done synchronously (``TieredCache.get`` and
+    ``get_or_load``), as an inline design would run them, for comparison.
+    """
+    import asyncio
+    import random
+
+    from tiered_cache import TieredCache
+
+    ns: dict[str, Any] = {"__name__": "tcbench_async", "CALLS": []}
+    exec(ASYNC_SRC, ns)  # noqa: S102 - the benchmark's own constant source
+    cache = TieredCache(directory=os.path.join(spec["dir"], "async"), ttl=3600)
+    fns: dict[str, tuple[Any, tuple[Any, ...]]] = {
+        "async floor": (ns["async_floor"], ("k",)),
+        "@tiered.cache async def (static key)": (
+            cache.cache(key="static", ttl=3600)(ns["build"]),
+            (),
+        ),
+    }
+    note = ""
+    try:
+        from cashews import Cache
+
+        peer = Cache()
+        peer.setup("mem://")
+        fns["cashews @cache (mem://)"] = (peer(ttl=3600, key="static")(ns["build"]), ())
+    except ImportError as exc:
+        note = f"n/a (cashews missing: {exc})"
+    loop = asyncio.new_event_loop()
+    for fn, args in fns.values():  # every path hits before timing
+        for _ in range(2):
+            if loop.run_until_complete(fn(*args)) != "value":
+                raise RuntimeError(f"speed_async: {fn} did not return the value")
+    loads = len(ns["CALLS"])
+    numbers = {}
+    for label, (fn, args) in fns.items():
+        n = 1
+        while n < 1 << 20 and _async_time(loop, fn, args, n) * n < 0.5e6:
+            n *= 4
+        numbers[label] = max(1, n * 4)  # about 2 ms a batch
+    samples: dict[str, list[float]] = {label: [] for label in fns}
+    order = list(fns)
+    rng = random.Random(1)
+    for _ in range(spec["rounds"]):
+        rng.shuffle(order)
+        for label in order:
+            fn, args = fns[label]
+            samples[label].append(_async_time(loop, fn, args, numbers[label]))
+    paths = {}
+    for label, (fn, args) in fns.items():
+        singles = _async_singles(loop, fn, args, spec["calls"])
+        paths[label] = {
+            "median_ns": h.median(samples[label]),
+            "p99_ns": h.pct(singles, 99),
+            "per_call_median_ns": h.median(singles),
+            "rounds": spec["rounds"],
+            "batch_calls": numbers[label],
+        }
+    origin_calls = len(ns["CALLS"]) - loads
+
+    # -- the loop's share of a memory miss -------------------------------------------------
+    small = TieredCache(directory=os.path.join(spec["dir"], "async-disk"), ttl=3600, memory_items=1)
+    small.set("a", "value")
+    small.set("b", "value")
+    disk_hit = small.cache(key="{k}", ttl=3600)(ns["disk_value"])
+    miss_fn = small.cache(key="m:{i}", ttl=3600)(ns["item"])
+    meter = _LoopMeter()
+    calls = spec["loop_calls"]
+    loop_paths: dict[str, dict[str, float]] = {}
+
+    def measure(label: str, drive: Any) -> None:
+        meter.reset()
+        t = time.perf_counter_ns()
+        loop.run_until_complete(drive())
+        wall = time.perf_counter_ns() - t
+        loop_paths[label] = {
+            "wall_ns": wall / calls,
+            "loop_busy_ns": meter.busy_ns / calls,
+            "longest_block_ns": meter.longest_ns,
+        }
+
+    async def disk_hits() -> None:
+        for i in range(calls):
+            await disk_hit("ab"[i % 2])
+
+    async def misses() -> None:
+        for i in range(calls):
+            await miss_fn(i)
+
+    async def memory_hits() -> None:
+        for _ in range(calls):
+            await fns["@tiered.cache async def (static key)"][0]()
+
+    async def invalidations() -> None:
+        for i in range(calls):
+            miss_fn.invalidate(i)
+
+    loop.run_until_complete(disk_hits())  # warm: open the store, start a thread once
+    before = small.stats()
+    measure("memory hit", memory_hits)
+    measure("disk hit (memory_items=1, alternating keys)", disk_hits)
+    measure("miss: load and store a new key", misses)
+    measure("invalidate (synchronous, inline)", invalidations)
+    after = small.stats()
+    clock = time.perf_counter_ns
+    inline: dict[str, list[float]] = {"disk hit": [], "miss": []}
+    for i in range(calls):  # the same work done inline, synchronously, for comparison
+        t = clock()
+        small.get("ab"[i % 2])
+        inline["disk hit"].append(clock() - t)
+        t = clock()
+        small.get_or_load(f"s:{i}", lambda: {"i": 0})
+        inline["miss"].append(clock() - t)
+    loop.close()
+    return {
+        "paths": paths,
+        "note": note,
+        "origin_calls_while_timing": origin_calls,
+        "loop": loop_paths,
+        "inline_sync_ns": {label: h.median(v) for label, v in inline.items()},
+        "disk_stats": {k: after[k] - before[k] for k in ("disk_hits", "loads", "misses")},
+    }
+
+
 TASKS = {
     "hits": task_hits,
     "stream": task_stream,
@@ -489,6 +709,7 @@ TASKS = {
     "crowd": task_crowd,
     "speed_core": task_speed_core,
     "speed_keyed": task_speed_keyed,
+    "speed_async": task_speed_async,
     "disk_first": task_disk_first,
     "disk_warm": task_disk_warm,
     "s3_sizes": task_s3_sizes,

@@ -279,6 +279,46 @@ def run(
                     )
                 )
 
+        progress("speed: async @tiered.cache hit vs an async floor, cashews beside it")
+        aio = h.run_worker(
+            {
+                "task": "speed_async",
+                "dir": tmp,
+                "rounds": cfg["rounds"],
+                "calls": cfg["calls"],
+                "loop_calls": 300,
+            }
+        )
+        raw["async"] = aio
+        ap = aio.get("paths", {})
+        name = "@tiered.cache async def warm hit vs async floor"
+        if ap:
+            afloor = ap["async floor"]["median_ns"]
+            ahit = ap["@tiered.cache async def (static key)"]["median_ns"]
+            peer = ap.get("cashews @cache (mem://)", {}).get("median_ns")
+            beside = (
+                f"cashews @cache {h.fmt_ns(peer)}, {peer / afloor:.1f}x"
+                if peer
+                else aio.get("note") or "cashews n/a"
+            )
+            progress(f"speed: async hit {ahit / afloor:.2f}x the async floor; {beside}")
+            for label, p_ in aio.get("loop", {}).items():
+                progress(
+                    f"speed: async {label}: {p_['wall_ns'] / 1e3:.1f} us a call, event loop "
+                    f"busy {p_['loop_busy_ns'] / 1e3:.1f} us"
+                )
+            targets.append(
+                _target(
+                    name,
+                    ahit / afloor,
+                    2.5,
+                    "x",
+                    f"{h.fmt_ns(ahit)} vs {h.fmt_ns(afloor)} ({beside})",
+                )
+            )
+        else:
+            targets.append(_target(name, None, 2.5, "x", aio.get("error", "no result")))
+
         progress("speed: disk hit of a 100-byte value (fresh processes and warm)")
         tiered_dir, raw_dir = os.path.join(tmp, "disk-tiered"), os.path.join(tmp, "disk-raw")
         subprocess.run(

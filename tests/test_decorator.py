@@ -8,13 +8,12 @@ many templates and signatures. Default keys that could collide (lambdas, functio
 functions, partials, callable instances, an interactive ``__main__``) are refused at
 decoration; a script's ``__main__`` has its path in its keys (two scripts run as real
 processes on one directory). Templates are checked at decoration. A function decorated with
-``tiered.cache`` follows the default cache. Async functions are refused at decoration with a
-clear TypeError (the documented choice).
+``tiered.cache`` follows the default cache. Bad ``ttl`` and ``stale_if_error`` values are refused
+at decoration with an error naming the argument. Async functions: tests/test_decorator_async.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import functools
 import inspect
@@ -871,24 +870,6 @@ def test_static_and_class_methods(cache: Any) -> None:
     assert cache.get("cls:Api:1") == "Api1"
 
 
-def test_async_functions_are_refused_at_decoration(cache: Any) -> None:
-    async def coro(x: int) -> int:
-        await asyncio.sleep(0)
-        return x
-
-    async def agen() -> Any:
-        yield 1
-
-    with pytest.raises(TypeError, match="async"):
-        cache.cache(coro)
-    with pytest.raises(TypeError, match="async"):
-        tiered.cache(key="k")(coro)
-    with pytest.raises(TypeError, match="async"):
-        cache.cache(agen)
-    with pytest.raises(TypeError, match="async"):
-        cache.cache(key="k")(functools.partial(coro, 1))
-
-
 # -- ttl and options -------------------------------------------------------------------------
 
 
@@ -917,10 +898,56 @@ def test_ttl_option_expires_and_bounds_age(make_cache: Any, fake_clock: Any) -> 
     assert short() == 3  # its own ttl bounds the age: 20 s is too old
 
 
-@pytest.mark.parametrize("ttl", [-1, "10", True])
-def test_bad_ttl_is_refused_at_decoration(cache: Any, ttl: Any) -> None:
-    with pytest.raises(TypeError, match="ttl"):
-        cache.cache(key="k", ttl=ttl)(lambda: 1)
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error", "says"),
+    [
+        ("ttl", "60", TypeError, r"ttl must be None or a number of seconds >= 0 .*'60' \(str\)"),
+        ("ttl", True, TypeError, r"ttl must be .* not True \(bool\)"),
+        ("ttl", [60], TypeError, r"ttl must be .* \(list\)"),
+        ("ttl", NAN, ValueError, r"ttl must be .*inf.*no expiry.*not nan"),
+        ("ttl", -1, ValueError, r"ttl must be .*>= 0.*not -1"),
+        ("ttl", -INF, ValueError, r"ttl must be .*not -inf"),
+        ("stale_if_error", "x", TypeError, r"stale_if_error must be .*>= 0.*'x' \(str\)"),
+        ("stale_if_error", NAN, ValueError, r"stale_if_error must be .*not nan"),
+        ("stale_if_error", -0.5, ValueError, r"stale_if_error must be .*not -0.5"),
+        ("stale_if_error", b"1", TypeError, r"stale_if_error must be .*\(bytes\)"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["plain", "async"])
+def test_bad_options_are_refused_at_decoration(
+    cache: Any, option: str, value: Any, error: type[Exception], says: str, kind: str
+) -> None:
+    def plain() -> int:
+        return 1
+
+    async def coroutine() -> int:
+        return 1
+
+    func = plain if kind == "plain" else coroutine
+    with pytest.raises(error, match=says):
+        cache.cache(key="k", **{option: value})(func)
+    with pytest.raises(error, match=says):
+        tiered.cache(key="k", **{option: value})(func)
+    assert cache.get("k") is None  # nothing was called or stored
+
+
+def test_infinite_ttl_means_no_expiry(make_cache: Any, fake_clock: Any) -> None:
+    cache = make_cache(ttl=10)
+    calls: list[int] = []
+
+    @cache.cache(key="forever", ttl=INF, stale_if_error=INF)
+    def forever() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert forever() == 1
+    fake_clock.advance(10 * 365 * 86400)
+    assert forever() == 1
+    assert make_cache().get("forever") == 1  # on disk too, still fresh
+    assert calls == [1]
 
 
 def test_stale_if_error_and_persist_options(make_cache: Any, fake_clock: Any) -> None:

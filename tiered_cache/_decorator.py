@@ -33,10 +33,21 @@ import math
 import os
 import string
 import sys
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
+from collections.abc import Awaitable, Callable, Iterable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from . import _config, _hit
+from ._entry import MISSING
 
 if TYPE_CHECKING:
     from ._core import TieredCache
@@ -486,6 +497,32 @@ def _indent(block: str, spaces: int) -> str:
     return "\n".join(pad + line if line.strip() else line for line in block.splitlines())
 
 
+def _seconds(name: str, value: Any, what: str) -> float | None:
+    """``value`` (None, or a number of seconds >= 0; ``inf``: no bound) as a float, or
+    ``TypeError``/``ValueError`` naming the argument and what it accepts."""
+    if value is None:
+        return None
+    accepted = f"None or a number of seconds >= 0 ({what})"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"tiered-cache: {name} must be {accepted}, not {value!r} ({type(value).__name__})"
+        )
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"tiered-cache: {name} must be {accepted}, not {value!r}")
+    return float(value)
+
+
+def _is_async(func: Any) -> bool:
+    """True for an ``async def`` (also behind ``functools.partial`` or a method) and for a
+    callable instance whose ``__call__`` is one."""
+    if inspect.iscoroutinefunction(func):
+        return True
+    if inspect.isfunction(func) or inspect.ismethod(func) or isinstance(func, type):
+        return False
+    call = inspect.getattr_static(type(func), "__call__", None)
+    return inspect.iscoroutinefunction(call)
+
+
 def _decorate(
     func: Callable[P, R],
     key: Any,
@@ -495,14 +532,15 @@ def _decorate(
     explicit: TieredCache | None,
 ) -> CachedFunction[P, R]:
     what = _describe(func)
-    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+    if inspect.isasyncgenfunction(func):
         raise TypeError(
-            f"tiered-cache: {what} is async; @tiered.cache caches plain "
-            "functions only. Cache the awaited value instead: make a plain function for the "
-            "blocking work, or call cache.get(key) / cache.set(key, value) around the await."
+            f"tiered-cache: {what} is an async generator function; @tiered.cache caches the "
+            "value a function returns (or an async def awaits). Collect the items in an async "
+            "def that returns a list, and decorate that."
         )
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0):
-        raise TypeError(f"tiered-cache: ttl must be a number of seconds >= 0, not {ttl!r}")
+    ttl = _seconds("ttl", ttl, "float('inf'): no expiry")
+    stale_if_error = _seconds("stale_if_error", stale_if_error, "float('inf'): no limit")
+    is_async = _is_async(func)
     sig = _signature(func)
     params = _Params.of(func, sig)
     plan = _key_plan(func, key, sig, params)
@@ -525,16 +563,65 @@ def _decorate(
             _hit.rebind(wrapper, **_hit.unbound())  # the next call binds to the new one
         return cache
 
-    def miss(cache: Any, k: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if cache is _UNBOUND:
-            cache = bind()
-        return cache.load(k, lambda: func(*args, **kwargs), ttl, stale_if_error, persist, max_age)
+    def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The function's value (a plain function's: an awaitable it returns is refused)."""
+        value = func(*args, **kwargs)
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()  # never awaited: no "never awaited" warning either
+            raise TypeError(
+                f"tiered-cache: {what} returned {type(value).__name__}, an awaitable, but it "
+                "is not an async def, so @tiered.cache took it for a plain function and "
+                "would cache the awaitable itself. Decorate the async def (or a callable "
+                "whose __call__ is one) instead."
+            )
+        return value
+
+    miss: Callable[..., Any]
+    if is_async:
+        from . import _aio  # asyncio loads with the first async function, not on import
+
+        flights = _aio.Flights()
+        coroutine_function = cast("Callable[..., Awaitable[Any]]", func)
+
+        async def miss_async(
+            cache: Any, k: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            if cache is _UNBOUND:
+                cache = bind()
+            return await flights.join(
+                cache,
+                k,
+                lambda: _aio.load(
+                    cache,
+                    k,
+                    coroutine_function,
+                    args,
+                    kwargs,
+                    ttl,
+                    stale_if_error,
+                    persist,
+                    max_age,
+                ),
+                # the disk (and shared) tier read inline: cheaper than a thread's round trip
+                (lambda: cache.get(k, MISSING, ttl)) if persist else None,
+            )
+
+        miss, on_miss = miss_async, f"return await {_OWN}miss(cache, {_OWN}key, {forward})"
+    else:
+
+        def miss_sync(cache: Any, k: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if cache is _UNBOUND:
+                cache = bind()
+            return cache.load(k, lambda: call(args, kwargs), ttl, stale_if_error, persist, max_age)
+
+        miss, on_miss = miss_sync, f"return {_OWN}miss(cache, {_OWN}key, {forward})"
 
     cells: dict[str, Any] = {**plan.names, f"{_OWN}miss": miss}
     age: str | None = None
     if ttl is not None:  # the caller's own bound on an entry's age
-        age = repr(float(ttl)) if math.isfinite(ttl) else f"{_OWN}age"
-        cells[f"{_OWN}age"] = float(ttl)
+        age = repr(ttl) if math.isfinite(ttl) else f"{_OWN}age"
+        cells[f"{_OWN}age"] = ttl
     name = getattr(func, "__name__", None)
     if not (
         isinstance(name, str)
@@ -548,10 +635,11 @@ def _decorate(
         source,
         key=f"{_OWN}key",
         prologue=plan.source,
-        miss=f"return {_OWN}miss(cache, {_OWN}key, {forward})",
+        miss=on_miss,
         age=age,
         cells=cells,
         namespace=defaults,
+        is_async=is_async,
     )
     functools.update_wrapper(wrapper, func)
     qualname = getattr(wrapper, "__qualname__", name)
@@ -571,21 +659,44 @@ def _decorate(
 
     def invalidate(*args: Any, **kwargs: Any) -> bool:
         """Drop this call's entry from every tier (of the current default cache, for
-        ``tiered.cache``); True if one was there."""
+        ``tiered.cache``); True if one was there. Synchronous, also for an async function:
+        the disk delete runs in the calling thread."""
         return current().delete(cache_key(*args, **kwargs))
 
-    def refresh(*args: Any, **kwargs: Any) -> Any:
-        """Call the function anew, store its result and return it (concurrent refreshes of
-        one key coalesce into one call)."""
-        return current().load(
-            cache_key(*args, **kwargs),
-            lambda: func(*args, **kwargs),
-            ttl,
-            stale_if_error,
-            persist,
-            max_age,
-            refresh=True,
-        )
+    refresh: Callable[..., Any]
+    if is_async:
+
+        async def refresh(*args: Any, **kwargs: Any) -> Any:
+            """Await the function anew, store its result and return it (the cache's work off
+            the event loop, as on a miss; concurrent refreshes of one key coalesce into one
+            call, across threads and processes)."""
+            return await _aio.load(
+                current(),
+                cache_key(*args, **kwargs),
+                coroutine_function,
+                args,
+                kwargs,
+                ttl,
+                stale_if_error,
+                persist,
+                max_age,
+                refresh=True,
+            )
+
+    else:
+
+        def refresh(*args: Any, **kwargs: Any) -> Any:
+            """Call the function anew, store its result and return it (concurrent refreshes
+            of one key coalesce into one call)."""
+            return current().load(
+                cache_key(*args, **kwargs),
+                lambda: call(args, kwargs),
+                ttl,
+                stale_if_error,
+                persist,
+                max_age,
+                refresh=True,
+            )
 
     controls: tuple[tuple[Callable[..., Any], Any], ...] = (
         (cache_key, str),

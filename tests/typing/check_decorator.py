@@ -5,11 +5,16 @@ positive lines must type-check, and each negative line must be an error that its
 ``type: ignore[...]`` silences. With ``warn_unused_ignores`` (on under --strict) a decorator
 that lost the signature (for example one returning ``Callable[..., Any]``) makes those
 ignores unused, and mypy fails.
+
+On an ``async def`` the decorator returns ``CachedFunction[P, Coroutine[Any, Any, R]]``: a call
+and ``refresh`` are awaitables of ``R``; ``cache_key`` and ``invalidate`` stay synchronous.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Coroutine
+from typing import Any
 
 import tiered_cache as tiered
 from tiered_cache import CachedFunction, TieredCache
@@ -46,6 +51,43 @@ class Service:
         return item
 
     name = "svc"
+
+
+@tiered.cache(key="user:{user_id}", ttl=60)
+async def fetch_user(user_id: int, *, fields: str = "all") -> dict[str, int]:
+    return {"id": user_id}
+
+
+class AsyncService:
+    name = "svc"
+
+    @cache.cache(key="asvc:{self.name}:{item}")
+    async def lookup(self, item: str) -> bytes:
+        return item.encode()
+
+
+async def use_async() -> None:
+    found_user: dict[str, int] = await fetch_user(1)
+    found_user = await fetch_user(2, fields="id")
+    found_user = await fetch_user.refresh(3)
+    user_key: str = fetch_user.cache_key(1)
+    user_dropped: bool = fetch_user.invalidate(1)
+    pending: Coroutine[Any, Any, dict[str, int]] = fetch_user(4)
+    found_user = await pending
+    original_user: dict[str, int] = await fetch_user.__wrapped__(5)
+    as_async_protocol: CachedFunction[[int], Coroutine[Any, Any, dict[str, int]]] = fetch_user
+    method_value: bytes = await AsyncService().lookup("x")
+    del user_key, user_dropped, original_user, as_async_protocol, method_value, found_user
+
+    # negative: each must be an error
+    not_awaited: dict[str, int] = fetch_user(1)  # type: ignore[assignment]
+    wrong_value: str = await fetch_user(1)  # type: ignore[assignment]
+    await fetch_user("1")  # type: ignore[arg-type]
+    await fetch_user(1, field="id")  # type: ignore[call-arg]
+    await fetch_user.refresh()  # type: ignore[call-arg]
+    await fetch_user.cache_key(1)  # type: ignore[misc]
+    wrong_method: str = await AsyncService().lookup("x")  # type: ignore[assignment]
+    del not_awaited, wrong_value, wrong_method
 
 
 # -- positive: the original signature and return type come through ------------------------------
