@@ -216,7 +216,7 @@ def test_the_drip_defeats_botocores_per_read_timeout(
     assert time.monotonic() - started >= 0.5  # ~100 bytes, 20 ms apart
 
 
-def test_one_get_or_load_ends_in_well_under_a_second_with_the_origins_value(
+def test_one_get_or_load_ends_before_one_dripped_response_would_with_the_origins_value(
     endpoint: Callable[..., DripServer],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -236,7 +236,16 @@ def test_one_get_or_load_ends_in_well_under_a_second_with_the_origins_value(
     stats = cache.stats()
     assert value == "from-origin"
     assert calls == [1]
-    assert elapsed < 0.8, f"one get_or_load took {elapsed:.2f} s against a dripping endpoint"
+    # Three calls (get, lock, put) of 100 ms each: about 0.4 s here with the client made. The
+    # bound is what ONE dripped response takes to arrive in full (~4 s): any call that read it
+    # to the end, as botocore's per-read timeout alone would, fails this. (A tighter wall-clock
+    # bound failed on a loaded CI machine; each call's own deadline is checked in the test
+    # after this one.)
+    whole_reply = len(OK_EMPTY) * server.interval
+    assert elapsed < whole_reply, (
+        f"one get_or_load took {elapsed:.2f} s against a dripping endpoint, "
+        f"as long as a whole reply ({whole_reply:.1f} s)"
+    )
     assert server.sent >= 1  # it answered, slowly: each call was cut by its deadline
     assert stats["shared_errors"] == 3  # get, lock, put: 100 ms each, then the breaker opened
     assert stats["shared_breaker_opens"] == 1
