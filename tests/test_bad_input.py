@@ -39,6 +39,9 @@ NAN, INF = math.nan, math.inf
         ({"directory": ""}, ValueError, "directory"),
         ({"clock": 5}, TypeError, "clock"),
         ({"disk": "yes"}, TypeError, "disk"),
+        ({"shared": "redis://h:notaport"}, ValueError, "port"),
+        ({"shared": "redis://h:99999/0"}, ValueError, "port"),
+        ({"shared": "memcached://h:11211"}, ValueError, "redis://"),
     ],
 )
 def test_bad_constructor_arguments_name_the_argument(

@@ -105,7 +105,7 @@ class TieredCache:
         self._clock = clock
         self._memory = MemoryTier(memory_items, memory_bytes)
         self._mem = self._memory.data  # the hit paths' dict, read without a lock
-        self._disk: DiskTier | None = DiskTier(directory, disk_bytes, serializer) if disk else None
+        # The shared tier's URL is checked before the disk tier makes its directory.
         if isinstance(shared, str) and shared.startswith("dynamodb:"):  # dynamodb://TABLE
             from ._dynamo import DynamoDBTier  # boto3 loads on first use
 
@@ -114,6 +114,7 @@ class TieredCache:
             from ._shared import SharedTier
 
             shared = SharedTier(shared, clock=clock)
+        self._disk: DiskTier | None = DiskTier(directory, disk_bytes, serializer) if disk else None
         self._shared = shared  # the optional third tier (Redis/Valkey or DynamoDB), or None
         #: The tiers below memory, in reading order, each with its placement bit.
         self._lower: tuple[tuple[Tier, int], ...] = tuple(

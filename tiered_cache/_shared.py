@@ -80,9 +80,16 @@ def connection_kwargs(
             f"tiered-cache: the shared tier needs a redis:// or rediss:// URL, not {url!r} "
             "(check TIERED_CACHE_REDIS_URL)"
         )
+    try:
+        port = parts.port or 6379
+    except ValueError:  # urllib's own message names neither the URL nor what is accepted
+        raise ValueError(
+            f"tiered-cache: the port in the Redis URL {url!r} must be a number in 1..65535, "
+            "as in redis://host:6379/0"
+        ) from None
     kwargs: dict[str, Any] = {
         "host": unquote(parts.hostname or "localhost"),
-        "port": parts.port or 6379,
+        "port": port,
         "db": 0,
         "ssl": parts.scheme == "rediss",
         "username": unquote(parts.username) if parts.username else None,
