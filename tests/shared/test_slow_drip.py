@@ -53,7 +53,7 @@ def test_the_drip_defeats_a_per_read_timeout() -> None:
     assert elapsed >= 0.3  # 9 bytes, 40 ms apart, each read well within 50 ms
 
 
-def test_one_get_or_load_ends_in_well_under_a_second_with_the_origins_value(
+def test_one_get_or_load_ends_before_one_dripped_reply_would_with_the_origins_value(
     drip: DripServer, tmp_path: Path
 ) -> None:
     cache = tiered.TieredCache(
@@ -71,15 +71,23 @@ def test_one_get_or_load_ends_in_well_under_a_second_with_the_origins_value(
     stats = cache.stats()
     assert value == "from-origin"
     assert calls == [1]
-    assert elapsed < 0.6, f"one get_or_load took {elapsed:.2f} s against a dripping Redis"
+    # About 0.2 s here (every command cut by its 50 ms deadline). The bound is what ONE whole
+    # dripped reply takes (~2.3 s): a GET read to its end, as a per-read timeout allows, fails
+    # this, and the first edition took 24.2 s. (A 0.6 s bound is too tight for a loaded CI.)
+    whole_reply = len(REPLY) * drip.interval
+    assert elapsed < whole_reply, (
+        f"one get_or_load took {elapsed:.2f} s against a dripping Redis, "
+        f"as long as a whole reply ({whole_reply:.1f} s)"
+    )
     assert drip.requests >= 1
     assert drip.sent >= 1  # it did answer, slowly: the commands were cut by their deadline
     assert stats["shared_errors"] >= 1
     assert stats["shared_hits"] == 0
-    # the next call is a memory hit: the drip costs nothing more
-    started = time.monotonic()
+    # the next call is a memory hit: the drip costs nothing more (no request reaches it)
+    asked = drip.requests
     assert cache.get_or_load("k", origin) == "from-origin"
-    assert time.monotonic() - started < 0.05
+    assert cache.stats()["memory_hits"] == 1
+    assert drip.requests == asked
     assert calls == [1]
 
 
