@@ -33,7 +33,7 @@ import math
 import os
 import string
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -584,6 +584,22 @@ def _decorate(
         flights = _aio.Flights()
         coroutine_function = cast("Callable[..., Awaitable[Any]]", func)
 
+        def load_async(
+            cache: Any, k: str, args: tuple[Any, ...], kwargs: dict[str, Any], refresh: bool
+        ) -> Coroutine[Any, Any, Any]:
+            return _aio.load(
+                cache,
+                k,
+                coroutine_function,
+                args,
+                kwargs,
+                ttl,
+                stale_if_error,
+                persist,
+                max_age,
+                refresh=refresh,
+            )
+
         async def miss_async(
             cache: Any, k: str, args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
@@ -592,17 +608,7 @@ def _decorate(
             return await flights.join(
                 cache,
                 k,
-                lambda: _aio.load(
-                    cache,
-                    k,
-                    coroutine_function,
-                    args,
-                    kwargs,
-                    ttl,
-                    stale_if_error,
-                    persist,
-                    max_age,
-                ),
+                lambda: load_async(cache, k, args, kwargs, False),
                 # the disk (and shared) tier read inline: cheaper than a thread's round trip
                 (lambda: cache.get(k, MISSING, ttl)) if persist else None,
             )
@@ -670,18 +676,7 @@ def _decorate(
             """Await the function anew, store its result and return it (the cache's work off
             the event loop, as on a miss; concurrent refreshes of one key coalesce into one
             call, across threads and processes)."""
-            return await _aio.load(
-                current(),
-                cache_key(*args, **kwargs),
-                coroutine_function,
-                args,
-                kwargs,
-                ttl,
-                stale_if_error,
-                persist,
-                max_age,
-                refresh=True,
-            )
+            return await load_async(current(), cache_key(*args, **kwargs), args, kwargs, True)
 
     else:
 
