@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from ._core import TieredCache
     from ._decorator import CachedFunction, cache
     from ._dynamo import DynamoDBTier
+    from ._prefetch import Prefetched, prefetch
     from ._shared import SharedTier
 
 __all__ = [
     "CachedFunction",
     "DynamoDBTier",
+    "Prefetched",
     "SharedTier",
     "TieredCache",
     "__version__",
@@ -29,6 +31,7 @@ __all__ = [
     "default_cache",
     "dynamodb",
     "exceptions",
+    "prefetch",
     "s3",
     "secrets_manager",
     "set_default_cache",
@@ -39,10 +42,12 @@ __all__ = [
 _LAZY = {
     "CachedFunction": "._decorator",
     "DynamoDBTier": "._dynamo",
+    "Prefetched": "._prefetch",
     "SharedTier": "._shared",
     "TieredCache": "._core",
     "cache": "._decorator",
     "default_cache": "._config",
+    "prefetch": "._prefetch",
     "set_default_cache": "._config",
     "use_cache": "._config",
 }

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from . import _aws, _fork
+from . import _aws, _fork, _restore
 from ._aws import _transform
 from .exceptions import SourceError
 
@@ -64,6 +64,7 @@ def _forget() -> None:
 
 
 _fork.after_fork_in_child(_forget)
+_restore.on_restore(_forget)  # clones of one snapshot never share its tokens
 
 
 class _Configurations(_aws.Service):

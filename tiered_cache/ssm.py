@@ -54,7 +54,7 @@ names, positions, the 60 s default and the context attribute names are the same.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from . import _aws
@@ -97,6 +97,59 @@ class _Parameters(_aws.Service):
 
     def key(self, request: _aws.Request) -> str:
         return request.name or json.dumps(sorted(request.names or ()))
+
+    # -- tiered.prefetch: single names of one client and decryption share GetParameters calls
+
+    batch = BATCH
+
+    def batch_key(self, request: _aws.Request) -> Hashable | None:
+        name = request.name
+        if name is None or ":" in name:  # a list, a version or label selector, an ARN
+            return None
+        return (
+            request.region,
+            id(request.options.get("client")),
+            id(request.options.get("session")),
+            request.decrypt,
+        )
+
+    def at_snapshot(self, request: _aws.Request) -> bool:
+        # A decrypted value may be a SecureString: only a batch can leave those out unread.
+        return not request.decrypt or self.batch_key(request) is not None
+
+    def fetch_batch(self, requests: list[_aws.Request], snapshot: bool) -> list[Any]:
+        """One GetParameters call; before a SnapStart snapshot without decryption, so a
+        SecureString is never decrypted then (it is left out: ``SKIP``)."""
+        first = requests[0]
+        names = list(dict.fromkeys(str(request.name) for request in requests))
+        response = _aws.call(
+            first.client().get_parameters,
+            f"SSM parameters {names!r} in {first.where}",
+            Names=names,
+            WithDecryption=first.decrypt and not snapshot,
+        )
+        found = {parameter["Name"]: parameter for parameter in response.get("Parameters", ())}
+        answers: list[Any] = []
+        for request in requests:
+            parameter = found.get(str(request.name))
+            if parameter is None:
+                answers.append(
+                    NotFoundError(
+                        f"tiered-cache: SSM parameter {request.name!r} in {request.where} does "
+                        "not exist (InvalidParameters from GetParameters); check the name and "
+                        "the region"
+                    )
+                )
+            elif snapshot and request.decrypt and parameter.get("Type") == "SecureString":
+                answers.append(_aws.SKIP)
+            else:
+                try:
+                    value = _value(request, parameter)
+                except ValueError as exc:  # a transform refused it: as its own fetch would
+                    answers.append(exc)
+                else:
+                    answers.append(_place(request, value, _secret(parameter, request.decrypt)))
+        return answers
 
     def fetch(self, request: _aws.Request) -> Any:
         client, decrypt = request.client(), request.decrypt
@@ -141,6 +194,10 @@ class _Path(_Parameters):
     kind = "ssm-path"
     many = False
     options = (*_Parameters.options, _aws.Option("recursive", False, check=_aws.boolean))
+    batch = 0
+
+    def batch_key(self, request: _aws.Request) -> Hashable | None:
+        return None
 
     def check_name(self, name: str | list[str], owner: str) -> None:
         if not str(name).startswith("/"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import sys
 import types
 from typing import Any
 
@@ -13,7 +12,7 @@ from _awshelp import Calls, Context
 
 import tiered_cache as tiered
 from tiered_cache import _aws, _flight, appconfig, dynamodb, s3, secrets_manager, ssm
-from tiered_cache._aws import _plan, _snapstart
+from tiered_cache._aws import _plan
 from tiered_cache.exceptions import (
     ArgumentTypeNotSupportedError,
     NoEntryNameError,
@@ -278,35 +277,32 @@ def test_error_translation() -> None:
     assert "the thing" in str(other)
 
 
-def test_snapstart_hook_expires_everything_stored_before_the_restore(
-    default: Any, origin: None, calls: Calls, monkeypatch: pytest.MonkeyPatch, fake_clock: Any
+def test_snapstart_restore_expires_values_and_forgets_misses_through_one_hook(
+    default: Any, origin: None, calls: Calls, fake_clock: Any
 ) -> None:
-    hooks: list[Any] = []
-    fake = types.ModuleType("snapshot_restore_py")
-    fake.register_after_restore = hooks.append  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "snapshot_restore_py", fake)
-    monkeypatch.setattr(_snapstart, "_registered", False)
-    assert _aws.register_snapstart() is True
-    assert _aws.register_snapstart() is True
-    assert hooks == [_aws.after_restore]
+    """One after-restore mechanism, the engine's: the AWS helpers add their negative cache to
+    it (``_restore.on_restore``) instead of registering a hook of their own."""
+    import snapshot_restore_py
+    from awslambdaric.lambda_runtime_hooks_runner import run_after_restore
 
+    from tiered_cache import _restore
+
+    registered = snapshot_restore_py.get_after_restore()
+    assert [hook for hook, _, _ in registered if hook.__module__.startswith("tiered_cache")] == [
+        _restore.after_restore
+    ]
     assert ssm.get_entry("/prod/app/var") == "ssm-value"
     with pytest.raises(NotFoundError):
         ssm.get_entry("/prod/app/missing")
+    with pytest.raises(NotFoundError):
+        ssm.get_entry("/prod/app/missing")  # remembered: no second call
+    assert calls.count("GetParameter") == 2
     fake_clock.advance(1)  # the snapshot is restored later
-    hooks[0]()  # the runtime calls it after restoring the snapshot
+    run_after_restore()  # what the runtime does after restoring the snapshot
     assert ssm.get_entry("/prod/app/var") == "ssm-value"
     with pytest.raises(NotFoundError):
         ssm.get_entry("/prod/app/missing")
     assert calls.count("GetParameter") == 4
-
-
-def test_snapstart_hook_is_not_registered_without_the_runtime(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # import fails
-    monkeypatch.setattr(_snapstart, "_registered", False)
-    assert _aws.register_snapstart() is False
 
 
 def test_memo_tables_are_bounded(

@@ -36,9 +36,12 @@ class Options(TypedDict, total=False):
     client: Any  #: a boto3 client to use instead of the lazily made shared one
     session: boto3.Session  #: a boto3 Session to make the client from
     region_name: str  #: the region to make the client for (part of the cache key)
+    #: handler decorators only: on these errors, refresh the value and call the handler again
+    refresh_on: type[Exception] | tuple[type[Exception], ...]
 
 
-_COMMON: Final = frozenset(Options.__annotations__)
+#: Options every getter takes (``refresh_on`` is the handler decorators' own).
+_COMMON: Final = frozenset(Options.__annotations__) - {"refresh_on"}
 # -- validation -----------------------------------------------------------------------------------
 
 

@@ -211,15 +211,34 @@ _missing: weakref.WeakKeyDictionary[TieredCache, dict[str, tuple[float, float, N
 _missing = weakref.WeakKeyDictionary()
 
 
-def load(plan: Plan) -> Any:
+def remembered_miss(plan: Plan) -> bool:
+    """Would :func:`load` raise a remembered ``NotFoundError`` for ``plan`` without a call?"""
+    found = _missing.get(plan.cache, {}).get(plan.key)
+    if found is None:
+        return False
+    stored_at, until, _ = found
+    now = plan.cache.clock()
+    return stored_at <= now < until and now - stored_at < plan.age
+
+
+def load(plan: Plan, refresh: bool = False, fetch: Callable[..., Any] | None = None) -> Any:
     """Load ``plan``'s value through the cache (single-flight, stale-if-error, every tier).
 
     A ``NotFoundError`` is remembered for ``min(NEGATIVE_TTL, age)`` seconds: asking again
-    within that time raises it again without calling the origin.
+    within that time raises it again without calling the origin. ``refresh``: load anew even
+    when a fresh value is cached (concurrent refreshes coalesce into one origin call, as with
+    ``max_age_in_seconds=0``; a remembered miss is asked again). ``fetch``: the origin call to
+    use instead of the spec's own ``fetch`` (or ``fetch_file``), such as a batch's answer or a
+    counting wrapper (``tiered.prefetch``).
     """
     key, age, cache, store_ttl, spec = plan.key, plan.age, plan.cache, plan.store_ttl, plan.spec
     clock = cache.clock
     known = _missing.get(cache)
+    if refresh:
+        age = 0.0
+        if known is not None:
+            known.pop(key, None)
+        known = None
     if known is not None:
         found = known.get(key)
         if found is not None:
@@ -230,13 +249,15 @@ def load(plan: Plan) -> Any:
             known.pop(key, None)
     try:
         if spec.fetch_file is not None:
-            return cache.load_file(key, spec.fetch_file, store_ttl, spec.stale_if_error, age)
-        fetch = cast("Callable[[], Any]", spec.fetch)  # a Spec has fetch or fetch_file
+            fetch_file = spec.fetch_file if fetch is None else fetch
+            return cache.load_file(key, fetch_file, store_ttl, spec.stale_if_error, age)
+        if fetch is None:
+            fetch = cast("Callable[[], Any]", spec.fetch)  # a Spec has fetch or fetch_file
         return cache.load(
             key, fetch, store_ttl, spec.stale_if_error, spec.persist, age, shared=spec.shared
         )
     except NotFoundError as exc:
-        window = min(NEGATIVE_TTL, age, store_ttl)
+        window = min(NEGATIVE_TTL, plan.age, store_ttl)
         if window > 0:
             now = clock()
             _missing.setdefault(cache, {})[key] = (now, now + window, exc)

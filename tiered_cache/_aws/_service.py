@@ -33,7 +33,7 @@ Thread-safe: memo tables are plain dicts (a lost race builds the same value twic
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
 
 from .. import _config, _hit
@@ -138,7 +138,7 @@ class Request:
 class _Signature:
     """A public function's parameters, read from its code object (no ``inspect`` import)."""
 
-    __slots__ = ("args", "names", "params", "positional")
+    __slots__ = ("args", "defaults", "names", "params", "positional")
 
     def __init__(self, stub: Callable[..., Any], options: Mapping[str, Option]) -> None:
         code = stub.__code__
@@ -155,6 +155,7 @@ class _Signature:
         if _RESERVED & set(names) or not set(names[1:]) <= set(_SPECIAL) | set(options):
             raise TypeError(f"{stub.__name__}: parameters must be declared options")
         self.names = names
+        self.defaults = dict(zip(names[required:], defaults, strict=True))
         self.params = ", ".join([*params, "**options"])
         self.args = ", ".join([*names, "options"])
         self.positional = frozenset(names)
@@ -214,6 +215,27 @@ class Service:
     def check(self, request: Request) -> None:
         """Further checks of the whole request."""
 
+    # -- what a subclass may write for ``tiered.prefetch``
+
+    #: ``fetch_batch`` takes at most this many requests (0: the source has no batch call).
+    batch: ClassVar[int] = 0
+
+    def batch_key(self, request: Request) -> Hashable | None:
+        """Requests with the same key may share one ``fetch_batch`` call (None: never)."""
+        return None
+
+    def fetch_batch(self, requests: list[Request], snapshot: bool) -> list[Any]:
+        """One origin call for ``requests`` (one ``batch_key``): for each, its value (as
+        ``fetch`` gives it), the exception its own ``fetch`` would raise, or :data:`SKIP` (a
+        secret, when ``snapshot``: it is not fetched before a SnapStart snapshot). Raises
+        ``SourceError`` when the call itself fails."""
+        raise NotImplementedError
+
+    def at_snapshot(self, request: Request) -> bool:
+        """May ``request`` be loaded before a SnapStart snapshot? Not when its value may be
+        secret (a batch of it may still be, leaving its secrets out: ``fetch_batch``)."""
+        return not self.secret
+
     # -- what the base makes
 
     def entry(self, stub: F) -> F:
@@ -255,7 +277,27 @@ class Service:
         functools.update_wrapper(function, stub)
         _config.follow_default(function)
         self._entry = function
+        getters[function] = functools.partial(self._spec_of_call, owner, sig)
         return cast("F", function)
+
+    def _spec_of_call(
+        self, owner: str, sig: _Signature, args: tuple[Any, ...], keywords: Mapping[str, Any]
+    ) -> Spec:
+        """The spec of ``getter(*args, **keywords)``, validated as the call would be."""
+        given = dict(sig.defaults)
+        if len(args) > len(sig.names):
+            raise TypeError(f"tiered-cache: {owner}() takes at most {len(sig.names)} arguments")
+        given.update(zip(sig.names, args, strict=False))
+        options = {}
+        for name, value in keywords.items():
+            if name in sig.positional:
+                given[name] = value
+            else:
+                options[name] = value
+        missing = [name for name in sig.names if name not in given]
+        if missing:
+            raise TypeError(f"tiered-cache: {owner}() is missing {', '.join(missing)}")
+        return self.spec(owner, given, options)
 
     def handler(self, stub: F) -> F:
         """``cache(...)`` with ``stub``'s signature: a decorator for ``handler(event,
@@ -270,8 +312,10 @@ class Service:
 
     def _decorate(self, owner: str, names: tuple[str, ...], *args: Any) -> Callable[[F], F]:
         given = dict(zip(names, args, strict=False))
-        build = functools.partial(self.spec, owner, given, args[-1])
-        return handler_decorator(build, file=self.file)
+        options = dict(args[-1])
+        refresh_on = options.pop("refresh_on", None)  # the decorator's own: not the source's
+        build = functools.partial(self.spec, owner, given, options)
+        return handler_decorator(build, file=self.file, owner=owner, refresh_on=refresh_on)
 
     def _miss(self, owner: str, *args: Any) -> Any:
         """A generated getter's miss path: validate (memoized), bind its hit path, load."""
@@ -357,6 +401,13 @@ class Service:
 
 
 _PLAIN: Final = Option("")
+
+#: In ``fetch_batch``'s answer: a secret left out (it is not loaded before a snapshot).
+SKIP: Final = object()
+
+#: Every generated getter (``get_entry``, ...) -> the spec of a call of it, from its positional
+#: and keyword arguments (``tiered.prefetch`` reads ``functools.partial(getter, ...)`` with it).
+getters: dict[Callable[..., Any], Callable[[tuple[Any, ...], Mapping[str, Any]], Spec]] = {}
 
 
 def _unhashable(*_: Any) -> Any:

@@ -1,37 +1,32 @@
-"""SnapStart: after a restore, every entry stored before it counts as expired.
+"""SnapStart, for the AWS helpers: the state of theirs a restore must also undo.
 
-When ``snapshot_restore_py`` is importable (Lambda, Python 3.12+), :func:`register_snapstart`
-(called when ``tiered_cache._aws`` is imported) registers :func:`after_restore`.
+There is one after-restore mechanism, the engine's (:mod:`tiered_cache._restore`): it expires
+every live cache (memory and disk) and reseeds each one's jitter. The helpers keep state outside
+any cache, and :func:`register` (run when ``tiered_cache._aws`` is imported) adds it to that
+mechanism with ``_restore.on_restore``:
+
+- the remembered misses (the negative cache): a name missing at snapshot time may exist by the
+  time the snapshot is restored, and must be asked for again.
+
+Sources with state of their own (AppConfig's session tokens) register their own hooks the same
+way. Thread-safe: the hook runs once per restore, before the first invocation.
 """
 
 from __future__ import annotations
 
-from .. import _config
+from .. import _restore
 from ._plan import _missing
 
-_registered = False
+_registered: list[bool] = []
 
 
-def after_restore() -> None:
-    """SnapStart after-restore hook: entries stored before now count as expired."""
+def forget_misses() -> None:
+    """After a restore: forget every remembered miss."""
     _missing.clear()
-    _config.default_cache().expire_all()
 
 
-def register_snapstart() -> bool:
-    """Register :func:`after_restore` with ``snapshot_restore_py`` if it is importable (once).
-
-    Returns True if the hook is registered. Called when this module is imported.
-    """
-    global _registered
-    if _registered:
-        return True
-    try:
-        from snapshot_restore_py import (  # type: ignore[import-not-found, unused-ignore]
-            register_after_restore,
-        )
-    except ImportError:
-        return False
-    register_after_restore(after_restore)
-    _registered = True
-    return True
+def register() -> None:
+    """Add :func:`forget_misses` to the engine's after-restore hooks (once per process)."""
+    if not _registered:
+        _registered.append(True)
+        _restore.on_restore(forget_misses)
