@@ -12,9 +12,9 @@ error propagates (its ``__context__`` is the first one). With stacked decorators
 whose ``refresh_on`` matches the error refreshes its own value, and the *outermost* decorator of
 the stack calls the handler once more: never more than one retry per invocation, whatever the
 depth of the stack. The handler must be safe to run twice for those errors (a failed connection
-is). A refresh that itself fails raises its own error (a ``SourceError``, whose ``__context__``
-is the handler's). A decorator without ``refresh_on`` at the top of a stack has no retry code
-on its hit path unless a decorator below it has ``refresh_on``.
+is). A refresh that itself fails raises its own error (a ``SourceError``; the handler's error
+is in its ``__context__`` chain), and the handler is not called again. A decorator without
+``refresh_on`` has no retry code on its hit path, unless a decorator below it has one.
 
 Thread-safe: the state of a retry in progress is per thread.
 """
