@@ -31,6 +31,14 @@ _NOT_FOUND: Final = frozenset(
         "404",
     }
 )
+#: Operations whose service selects versions, and what it calls them (for not-found messages).
+_SELECTORS: Final = {
+    "GetParameter": "version or label",
+    "GetParameters": "version or label",
+    "GetParameterHistory": "version or label",
+    "GetSecretValue": "version or stage",
+    "BatchGetSecretValue": "version or stage",
+}
 
 
 # -- clients ---------------------------------------------------------------------------------
@@ -125,9 +133,10 @@ def translate(exc: Any, what: str) -> SourceError:
     code = error_code(exc)
     operation = getattr(exc, "operation_name", "the call")
     if code in _NOT_FOUND:
+        selector = _SELECTORS.get(operation, "")  # only services that have them
         return NotFoundError(
-            f"tiered-cache: {what} does not exist ({code} from {operation}); check the name, "
-            "the region and the version or stage asked for"
+            f"tiered-cache: {what} does not exist ({code} from {operation}); check the name"
+            + (f", the region and the {selector} asked for" if selector else " and the region")
         )
     message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
     return SourceError(f"tiered-cache: {operation} for {what} failed: {code}: {message}")
