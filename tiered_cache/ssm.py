@@ -21,8 +21,11 @@ the cache's ttl, 60 s unless ``TIERED_CACHE_TTL``), ``stale_if_error``, ``decryp
 True), ``transform`` (``"json"``, ``"binary"`` (base64), ``"auto"`` (by the name's suffix,
 ``.json`` or ``.binary``) or None; applied to each value of a list or path, and part of the
 cache key), ``persist`` (default: True for String/StringList, False for a decrypted
-SecureString, which stays in memory only), ``shared``, ``client``, ``session``,
-``region_name``.
+SecureString, which stays in memory only), ``shared`` (default: as ``persist``; a decrypted
+SecureString only with ``shared=True``, and then memory and the shared tier, no disk:
+``shared=True`` without ``persist=True`` keeps any decrypted call's values off every disk,
+since a machine that reads them from the shared tier cannot tell a SecureString from a String),
+``client``, ``session``, ``region_name``.
 
 IAM: ``ssm:GetParameter`` (one name), ``ssm:GetParameters`` (a list),
 ``ssm:GetParametersByPath`` (a path), and ``kms:Decrypt`` on the key of SecureStrings.
@@ -94,6 +97,14 @@ class _Parameters(_aws.Service):
     def check_name(self, name: str | list[str], owner: str) -> None:
         if isinstance(name, list):
             _check_leaves(name, owner)
+
+    def placement(self, request: _aws.Request) -> tuple[bool, bool | None]:
+        persist, shared = super().placement(request)
+        if request.decrypt and request.shared is True and request.persist is None:
+            # A machine that reads the value from the shared tier cannot tell a SecureString
+            # from a String: shared=True alone keeps a decrypted call off every disk.
+            persist = False
+        return persist, shared
 
     def key(self, request: _aws.Request) -> str:
         return request.name or json.dumps(sorted(request.names or ()))

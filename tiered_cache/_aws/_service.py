@@ -215,6 +215,14 @@ class Service:
     def check(self, request: Request) -> None:
         """Further checks of the whole request."""
 
+    def placement(self, request: Request) -> tuple[bool, bool | None]:
+        """``(persist, shared)`` for the request: may its values go to disk, to the shared tier
+        (None: as ``persist``)? A ``secret`` source's reach the disk and the fleet only when
+        asked to; a fetch may narrow it further once the value is known (``Placed``)."""
+        if self.secret:
+            return request.persist is True, request.shared is True
+        return request.persist is not False, request.shared
+
     # -- what a subclass may write for ``tiered.prefetch``
 
     #: ``fetch_batch`` takes at most this many requests (0: the source has no batch call).
@@ -373,10 +381,7 @@ class Service:
         parts.append(request.region)
         parts += [f"{o.name}={getattr(request, o.name)!r}" for o in self.options if o.key]
         parts.append(self.key(request))
-        if self.secret:  # a secret reaches the disk and the fleet only when asked to
-            persist, shared = request.persist is True, request.shared is True
-        else:
-            persist, shared = request.persist is not False, request.shared
+        persist, shared = self.placement(request)
         if self.file:
             fetch_file = functools.partial(self.fetch_file, request)
             return Spec(":".join(parts), request, True, shared, fetch_file=fetch_file)
