@@ -1,0 +1,161 @@
+"""The Lambda lifecycle: what ``tiered.prefetch()`` at INIT saves the first invocation.
+
+    python3 benchmarks/lifecycle.py --quick    # about 10 s
+    python3 benchmarks/lifecycle.py            # more repetitions
+
+Scenario (issue 12): a handler declares 5 SSM parameters and 2 Secrets Manager secrets. The
+origin is moto (in process) with an injected latency of ``--latency-ms`` (20 ms) per request,
+slept in botocore's ``before-call`` event by the thread making the request, so concurrent
+requests overlap as they would against AWS. Each repetition starts cold: a new cache in a new
+directory; the boto3 clients are made before timing in both modes (a cold start pays ~100 ms
+per client either way: not what is compared).
+
+- without prefetch: the first invocation loads each value in turn: it pays about the sum;
+- with prefetch: ``tiered.prefetch()`` at module level (INIT) loads them concurrently (the 5
+  names in one GetParameters call, the 2 secrets in parallel): INIT pays about the largest one
+  call, and the first invocation makes no origin call.
+
+Medians of each mode, measured in the same run, and their ratio. The script reports; it never
+asserts on a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import types
+from typing import Any
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+PARAMS = [f"/bench/app/p{i}" for i in range(5)]
+SECRETS = ["bench/db", "bench/api"]
+
+
+def _progress(message: str) -> None:
+    print(f"  .. {message}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 10 s)")
+    parser.add_argument("--reps", type=int, help="repetitions per mode (default 7, quick 5)")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="per request (20)")
+    args = parser.parse_args(argv)
+    reps = args.reps or (5 if args.quick else 7)
+    latency = args.latency_ms / 1000.0
+
+    started = time.perf_counter()
+    _progress("importing boto3 and moto")
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        import tiered_cache as tiered
+        from tiered_cache import _aws, secrets_manager, ssm
+
+        ssm_client = boto3.client("ssm", region_name="us-east-1")
+        for i, name in enumerate(PARAMS):
+            ssm_client.put_parameter(Name=name, Value=f"value-{i}", Type="String")
+        secrets_client = boto3.client("secretsmanager", region_name="us-east-1")
+        for name in SECRETS:
+            secrets_client.create_secret(Name=name, SecretString=f"{name}-password")
+
+        requests: list[str] = []
+
+        def slow(model: Any, **_: Any) -> None:  # the injected origin latency
+            requests.append(model.name)
+            time.sleep(latency)
+
+        # The library's clients, made now (not timed), carry the latency.
+        for service in ("ssm", "secretsmanager"):
+            _aws.get_client(service).meta.events.register("before-call", slow)
+
+        def handler(event: Any, context: Any) -> int:
+            return len(vars(context))
+
+        for name in PARAMS:
+            handler = ssm.cache(parameter=name, max_age_in_seconds=300)(handler)
+        for name in SECRETS:
+            handler = secrets_manager.cache(name=name, max_age_in_seconds=300)(handler)
+
+        root = tempfile.mkdtemp(prefix="tc-lifecycle-")
+        results: dict[str, list[float]] = {"first": [], "init": [], "after": [], "one": []}
+        calls: dict[str, list[int]] = {"first": [], "init": [], "after": [], "one": []}
+        ssm_raw, secrets_raw = _aws.get_client("ssm"), _aws.get_client("secretsmanager")
+        singles = [
+            lambda: ssm_raw.get_parameters(Names=PARAMS, WithDecryption=True),
+            lambda: secrets_raw.get_secret_value(SecretId=SECRETS[0]),
+        ]
+        for rep in range(reps):
+            _progress(f"repetition {rep + 1}/{reps}: the largest one call alone (baseline)")
+            one_call = 0.0
+            for single in singles:  # the batch and a secret: INIT's floor is the larger
+                t = time.perf_counter()
+                single()
+                one_call = max(one_call, time.perf_counter() - t)
+            results["one"].append(one_call)
+            calls["one"].append(1)
+            for mode in ("without", "with"):  # interleaved: drift hits both modes alike
+                _progress(f"repetition {rep + 1}/{reps}: {mode} prefetch")
+                directory = os.path.join(root, f"{mode}-{rep}")
+                tiered.set_default_cache(tiered.TieredCache(directory=directory))
+                if mode == "with":
+                    del requests[:]
+                    t = time.perf_counter()
+                    done = tiered.prefetch()
+                    results["init"].append(time.perf_counter() - t)
+                    calls["init"].append(len(requests))
+                    if done.failed:
+                        print(f"prefetch failed: {done!r}", file=sys.stderr)
+                        return 1
+                del requests[:]
+                t = time.perf_counter()
+                got = handler({}, types.SimpleNamespace())
+                elapsed = time.perf_counter() - t
+                if got != 7:
+                    print(f"the handler saw {got} values, not 7", file=sys.stderr)
+                    return 1
+                results["first" if mode == "without" else "after"].append(elapsed)
+                calls["first" if mode == "without" else "after"].append(len(requests))
+
+    first = statistics.median(results["first"])
+    init = statistics.median(results["init"])
+    after = statistics.median(results["after"])
+    one = statistics.median(results["one"])
+    print()
+    print(f"Model: 5 SSM parameters + 2 secrets; moto in process, {args.latency_ms:g} ms injected")
+    print(f"per request; {reps} cold repetitions per mode, interleaved; medians.")
+    print()
+    rows = [
+        ("one", "the largest one call, alone"),
+        ("first", "first invocation, no prefetch"),
+        ("init", "INIT: tiered.prefetch()"),
+        ("after", "first invocation after prefetch"),
+    ]
+    print(f"{'path':<34}{'median':>10}{'min':>10}{'max':>10}  requests")
+    print("-" * 74)
+    for key, label in rows:
+        values = results[key]
+        print(
+            f"{label:<34}{statistics.median(values) * 1e3:>8.1f}ms"
+            f"{min(values) * 1e3:>8.1f}ms{max(values) * 1e3:>8.1f}ms"
+            f"  {statistics.median(calls[key]):g}"
+        )
+    print()
+    print(f"first invocation without prefetch / INIT with prefetch: {first / init:.1f}x")
+    print(f"INIT with prefetch / the largest one call alone:        {init / one:.2f}x")
+    print(f"first invocation without prefetch / the largest call:   {first / one:.1f}x")
+    print(f"first invocation after prefetch: {after * 1e3:.2f} ms, no origin request")
+    print(f"total time: {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
