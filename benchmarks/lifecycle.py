@@ -42,6 +42,35 @@ def _progress(message: str) -> None:
     print(f"  .. {message}", flush=True)
 
 
+_BARE = "bare handler (no decorator)"
+_PLAIN = "@secrets_manager.cache handler"
+_RETRYING = "@secrets_manager.cache(refresh_on=...) handler"
+
+
+def _hit_paths(tiered: Any, secrets_manager: Any, rounds: int) -> dict[str, Any]:
+    """Warm hits of one handler decorator without and with ``refresh_on``, interleaved."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _harness as h
+
+    _progress("warm hits: a handler with and without refresh_on")
+    tiered.set_default_cache(tiered.TieredCache(disk=False, ttl=3600))
+
+    def bare(event: Any, context: Any) -> Any:
+        return context
+
+    class AuthError(Exception):
+        pass
+
+    plain = secrets_manager.cache(name=SECRETS[0], entry_name="db")(bare)
+    retrying = secrets_manager.cache(name=SECRETS[0], entry_name="db", refresh_on=AuthError)(bare)
+    context = types.SimpleNamespace()
+    ns = {"bare": bare, "plain": plain, "retrying": retrying, "E": {}, "C": context}
+    for function in (plain, retrying):
+        function({}, context)  # bind the hit paths (the first call loads)
+    stmts = {_BARE: "bare(E, C)", _PLAIN: "plain(E, C)", _RETRYING: "retrying(E, C)"}
+    return h.time_paths(ns, stmts, rounds, calls=5000)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 10 s)")
@@ -125,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                 results["first" if mode == "without" else "after"].append(elapsed)
                 calls["first" if mode == "without" else "after"].append(len(requests))
 
+        hit = _hit_paths(tiered, secrets_manager, 15 if args.quick else 40)
+
     first = statistics.median(results["first"])
     init = statistics.median(results["init"])
     after = statistics.median(results["after"])
@@ -153,6 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"INIT with prefetch / the largest one call alone:        {init / one:.2f}x")
     print(f"first invocation without prefetch / the largest call:   {first / one:.1f}x")
     print(f"first invocation after prefetch: {after * 1e3:.2f} ms, no origin request")
+    print()
+    print("Warm hit of a handler decorator, with and without refresh_on (medians of interleaved")
+    print("rounds, in the same process; a bare handler is the floor):")
+    print()
+    print(f"{'path':<44}{'median':>10}{'p99':>10}")
+    print("-" * 64)
+    for label, path in hit.items():
+        print(f"{label:<44}{path['median_ns']:>8.0f}ns{path['p99_ns']:>8.0f}ns")
+    plain, retrying = hit[_PLAIN]["median_ns"], hit[_RETRYING]["median_ns"]
+    bare = hit[_BARE]["median_ns"]
+    print()
+    print(f"with refresh_on / without: {retrying / plain:.2f}x")
+    print(
+        f"overhead above the bare handler: {(retrying - bare) / 1e3:.3f} us with, "
+        f"{(plain - bare) / 1e3:.3f} us without"
+    )
     print(f"total time: {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -191,6 +191,24 @@ def test_no_secret_is_loaded_before_a_snapstart_snapshot(
     assert calls.count("GetParameters") == 1  # the String came from the prefetch
 
 
+def test_after_a_restore_what_was_prefetched_is_loaded_again(
+    default: Any, origin: None, calls: Calls, monkeypatch: pytest.MonkeyPatch, fake_clock: Any
+) -> None:
+    from awslambdaric.lambda_runtime_hooks_runner import run_after_restore
+
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+
+    @ssm.cache(parameter=PARAMS[0])
+    def handler(event: Any, context: Any) -> str:
+        return str(context.p0)
+
+    assert tiered.prefetch().loaded == 1
+    fake_clock.advance(1)  # restored a second later: the value is fresh by its max age
+    run_after_restore()
+    assert handler({}, types.SimpleNamespace()) == "value-0"
+    assert calls.count("GetParameter") == 1  # not served from snapshot time
+
+
 def test_a_spec_must_be_callable(default: Any) -> None:
     with pytest.raises(TypeError, match=r"functools.partial\(ssm.get_entry"):
         tiered.prefetch("/prod/app/p0")  # type: ignore[arg-type]
