@@ -92,6 +92,23 @@ class SSMHandler(EntryPoint):
         return handler({}, Context())
 
 
+class SecretHandlerWithRetry(SSMHandler):
+    """A handler decorator with ``refresh_on``: its generated path has the retry epilogue."""
+
+    def call(self, name: str, age: float) -> Any:
+        handler = self.handlers.get((name, age))
+        if handler is None:
+
+            @secrets_manager.cache(
+                name=f"hp/{name}", max_age_in_seconds=age, entry_name="v", refresh_on=KeyError
+            )
+            def handler(event: Any, context: Any) -> Any:
+                return context.v
+
+            self.handlers[(name, age)] = handler
+        return handler({}, Context())
+
+
 class SecretGetEntry(EntryPoint):
     def call(self, name: str, age: float) -> Any:
         return secrets_manager.get_entry(f"hp/{name}", max_age_in_seconds=age)
@@ -131,6 +148,7 @@ ENTRY_POINTS: dict[str, Callable[[Any], EntryPoint]] = {
     "ssm.get_entry": SSMGetEntry,
     "@ssm.cache": SSMHandler,
     "secrets_manager.get_entry": SecretGetEntry,
+    "@secrets_manager.cache(refresh_on=...)": SecretHandlerWithRetry,
     "s3.get_entry": S3GetEntry,
     "@s3.cache": S3Handler,
 }
