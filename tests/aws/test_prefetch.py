@@ -16,7 +16,7 @@ import pytest
 from _awshelp import Calls
 
 import tiered_cache as tiered
-from tiered_cache import secrets_manager, ssm
+from tiered_cache import dynamodb, s3, secrets_manager, ssm
 from tiered_cache.exceptions import NotFoundError
 
 PARAMS = [f"/prod/app/p{i}" for i in range(5)]
@@ -207,6 +207,35 @@ def test_after_a_restore_what_was_prefetched_is_loaded_again(
     run_after_restore()
     assert handler({}, types.SimpleNamespace()) == "value-0"
     assert calls.count("GetParameter") == 1  # not served from snapshot time
+
+
+def test_s3_objects_and_dynamodb_items_are_prefetched_too(
+    default: Any, s3_client: Any, calls: Calls, make_cache: Any
+) -> None:
+    s3_client.put_object(Bucket="bucket", Key="models/model.bin", Body=b"weights")
+    table = boto3.client("dynamodb", region_name="us-east-1")
+    table.create_table(
+        TableName="cfg",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    table.put_item(TableName="cfg", Item={"id": {"S": "flags"}, "beta": {"BOOL": True}})
+
+    @s3.cache(s3Uri="s3://bucket/models/model.bin", entry_name="model")
+    @dynamodb.cache(table="cfg", key={"id": "flags"}, entry_name="flags")
+    def handler(event: Any, context: Any) -> tuple[bytes, Any]:
+        with open(context.model, "rb") as f:
+            return f.read(), context.flags
+
+    assert tiered.prefetch().loaded == 2
+    assert (calls.count("GetObject"), calls.count("GetItem")) == (1, 1)
+    assert handler({}, types.SimpleNamespace()) == (b"weights", {"id": "flags", "beta": True})
+    assert (calls.count("GetObject"), calls.count("GetItem")) == (1, 1)  # none more
+    with tiered.use_cache(make_cache()):  # a new process on the same /tmp: both on disk
+        done = tiered.prefetch()
+        assert (done.loaded, done.fresh) == (0, 2)
+        assert (calls.count("GetObject"), calls.count("GetItem")) == (1, 1)
 
 
 def test_a_spec_must_be_callable(default: Any) -> None:
