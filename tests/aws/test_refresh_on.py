@@ -172,6 +172,31 @@ def test_a_refresh_that_fails_raises_its_own_error(
     assert len(runs) == 3  # two runs, then one run whose refresh failed
 
 
+def test_in_a_stack_a_failed_refresh_means_no_retry(
+    default: Any, origin: dict[str, str], ssm_client: Any, calls: Calls
+) -> None:
+    ssm_client.put_parameter(Name="/prod/app/other", Value="o", Type="String")
+    runs: list[int] = []
+
+    @ssm.cache(parameter="/prod/app/other", refresh_on=AuthError)
+    @secrets_manager.cache(name="prod/db", entry_name="db", refresh_on=AuthError)
+    @ssm.cache(parameter="/prod/app/url", refresh_on=AuthError)
+    def handler(event: Any, context: Any) -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            calls.fail["GetSecretValue"] = (500, "InternalServiceError")  # from now on
+        raise AuthError("failing")
+
+    with pytest.raises(SourceError):  # the secret's refresh failed: no retry with a stale one
+        handler({}, types.SimpleNamespace())
+    assert len(runs) == 1
+    assert calls.count("GetParameter") == 3  # both loads, and the innermost one's refresh
+    del calls.fail["GetSecretValue"]
+    with pytest.raises(AuthError):  # the next invocation has its own retry
+        handler({}, types.SimpleNamespace())
+    assert len(runs) == 3
+
+
 @pytest.mark.parametrize("bad", ["AuthError", (AuthError, 3), (), (BaseException,), [AuthError]])
 def test_refresh_on_is_checked_on_the_first_call(
     default: Any, origin: dict[str, str], calls: Calls, bad: Any

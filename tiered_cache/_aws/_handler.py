@@ -91,10 +91,11 @@ declared: weakref.WeakKeyDictionary[Callable[..., Any], _Declared] = weakref.Wea
 
 
 class _Retry(threading.local):
-    """This thread's retry in progress (no handler is retried twice in one invocation)."""
+    """This thread's retry in progress (no handler is retried twice in one invocation), and
+    the context of the invocation whose values a decorator inside the stack refreshed."""
 
     active = False
-    refreshed = False
+    refreshed: Any = None
 
 
 _retry: Final = _Retry()
@@ -144,13 +145,17 @@ def handler_decorator(
                 return RAISE
             if own.catch and isinstance(error, own.catch):
                 plan = plan_for(make_spec())
-                value = load(plan, refresh=True)  # raises if the refresh fails
+                try:
+                    value = load(plan, refresh=True)
+                except BaseException:  # the refresh failed: its error, and no retry
+                    state.refreshed = None
+                    raise
                 setattr(context, plan.spec.attr, value)
-                state.refreshed = True
+                state.refreshed = context
             if nested and own.delegated:
                 return RAISE  # the outermost decorator retries, once for the whole stack
-            refreshed, state.refreshed = state.refreshed, False
-            if not refreshed:
+            refreshed, state.refreshed = state.refreshed, None
+            if refreshed is not context:  # nothing refreshed in this invocation
                 return RAISE
             state.active = True
             try:
