@@ -22,7 +22,9 @@ asserts on a timing.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             handler = secrets_manager.cache(name=name, max_age_in_seconds=300)(handler)
 
         root = tempfile.mkdtemp(prefix="tc-lifecycle-")
+        atexit.register(shutil.rmtree, root, True)  # nothing left behind, whatever happens
         results: dict[str, list[float]] = {"first": [], "init": [], "after": [], "one": []}
         calls: dict[str, list[int]] = {"first": [], "init": [], "after": [], "one": []}
         ssm_raw, secrets_raw = _aws.get_client("ssm"), _aws.get_client("secretsmanager")
