@@ -131,6 +131,7 @@ class TieredCache:
         self.loads = 0
         self.load_errors = 0
         self.stale_served = 0
+        self.origin_ms = 0.0  # milliseconds spent in loaders and fetches (by this cache's clock)
         self._outages: set[str] = set()  # keys whose stale value is standing in (logged once)
         self._unstorable: set[str] = set()  # keys kept in memory only: warned once each
         # This cache's hit paths, generated from the one rule and bound to it (instance
@@ -535,6 +536,7 @@ class TieredCache:
         try:
             value = loader()
         except Exception:
+            self.origin_ms += _ms_since(self._clock, guard.stamp)
             self.load_errors += 1
             self._memory.flight.failed(key)
             stale = self._serve_stale(key, where, bound, stale_if_error)
@@ -546,6 +548,7 @@ class TieredCache:
             )
             self._outages.add(key)
             return stale.value  # type: ignore[no-any-return]
+        self.origin_ms += _ms_since(self._clock, guard.stamp)
         self._outages.discard(key)
         if isinstance(value, Placed):  # the loader narrows where its value may go
             value, where = value.value, (where & value.where) | MEMORY
@@ -649,6 +652,7 @@ class TieredCache:
                 new_version = fetch(dest, version)
                 dest.flush()
             except Exception as exc:
+                self.origin_ms += _ms_since(self._clock, started)
                 _discard(temp_path)
                 self.load_errors += 1
                 stale = self._serve_stale(key, LOCAL, bound, stale_if_error)
@@ -657,6 +661,7 @@ class TieredCache:
                         raise _disk_error(key, disk, exc) from exc  # the disk filled up
                     raise
                 return stale.value  # type: ignore[no-any-return]
+            self.origin_ms += _ms_since(self._clock, started)
             if new_version == NOT_MODIFIED:
                 _discard(temp_path)
                 if previous is None:
@@ -722,6 +727,7 @@ class TieredCache:
             "disk_lock_timeouts": disk.get("disk_lock_timeouts", 0),
             "lock_timeouts": self._memory.flight.timeouts,
             "shared_hits": self.shared_hits,
+            "origin_ms": round(self.origin_ms),
             **(self._shared.stats() if self._shared is not None else {}),
         }
 
@@ -797,6 +803,12 @@ def _disk_error(key: str, disk: DiskTier, exc: BaseException) -> TieredCacheErro
 def _lifetime(entry: Entry, now: float) -> float:
     """Seconds a tier may keep ``entry``'s bytes: until its ``stale_until``, at most a century."""
     return min(_LIFETIME_MAX, entry.stale_until - now)
+
+
+def _ms_since(clock: Callable[[], float], start: float) -> float:
+    """Milliseconds from ``start`` to now by ``clock`` (never negative: a clock stepped back
+    counts as no time)."""
+    return max(0.0, clock() - start) * 1000.0
 
 
 def _left(until: float) -> float:
