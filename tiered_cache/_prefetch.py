@@ -33,7 +33,9 @@ How:
 - SSM names of one client and decryption setting are grouped into ``GetParameters`` calls of
   at most 10 names (IAM: ``ssm:GetParameters``; if it is denied, each name is loaded alone with
   ``GetParameter``); everything else is one call each, through the cache as usual (single-flight,
-  every tier);
+  every tier). Secrets are not batched: ``BatchGetSecretValue`` needs an IAM action that takes
+  no resource ARN, which least-privilege policies rarely grant, and in parallel two calls take
+  the time of one;
 - a value already fresh in memory, on disk or in the shared tier for its own max age costs no
   origin call;
 - a failure (a missing name, a denied call, a bad argument, a callable that raises) is logged
