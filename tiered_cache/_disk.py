@@ -217,7 +217,7 @@ class DiskTier:
         self.objects_dir = os.path.join(self.root, "objects")
         self.tmp_dir = os.path.join(self.root, "tmp")
         self.locks_dir = os.path.join(self.root, "locks")
-        self.objects = ObjectStore(self.objects_dir, self.tmp_dir, _wall)
+        self.objects = ObjectStore(self.objects_dir, self.tmp_dir, _wall, self.budget)
         self._dirs = (self.root, self.db_dir, self.objects_dir, self.tmp_dir, self.locks_dir)
         self._db_paths = tuple(os.path.join(self.db_dir, name) for name in _DB_FILES)
         self._slack = min(self.budget // 32, 4 * 2**20)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import threading
 import weakref
@@ -37,7 +38,7 @@ from typing import IO, Any, Final
 from . import _fork, _serial
 from ._entry import Entry
 
-__all__ = ["ObjectStore", "file_payload", "object_fields", "payload_name"]
+__all__ = ["ObjectStore", "TempFile", "file_payload", "object_fields", "payload_name"]
 
 #: Objects younger than this are never swept: their row may still be on its way.
 ORPHAN_AGE: Final = 60.0
@@ -79,6 +80,16 @@ class _Writing:
         # like any other process's (the child holds none of them).
         self.guard = threading.Lock()
         self.files = {}
+
+
+class TempFile(io.BufferedWriter):
+    """A download's temp file (binary, seekable) that also says how large an object may be.
+
+    ``budget``: the disk budget of the store it belongs to, in bytes (None: not known), so a
+    fetch can refuse an object that could never be stored before any of its body moves.
+    """
+
+    budget: int | None = None
 
 
 _writing = _Writing()
@@ -127,18 +138,26 @@ def valid_name(name: Any) -> bool:
 class ObjectStore:
     """Object files and downloads in flight; see the module docstring.
 
-    ``clock`` is the wall clock the orphan age is measured with (the disk tier's).
+    ``clock`` is the wall clock the orphan age is measured with (the disk tier's); ``budget``
+    (bytes, None: unknown) is what each temp file reports as its ``budget``.
     """
 
-    def __init__(self, objects_dir: str, tmp_dir: str, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        objects_dir: str,
+        tmp_dir: str,
+        clock: Callable[[], float],
+        budget: int | None = None,
+    ) -> None:
         self.objects_dir = objects_dir
         self.tmp_dir = tmp_dir
         self._clock = clock
+        self.budget = budget
 
     # -- downloads ------------------------------------------------------------------------------
 
     def temp_file(self) -> tuple[str, IO[bytes]]:
-        """A new private file in ``tmp/``, locked until it is closed.
+        """A new private file in ``tmp/`` (a :class:`TempFile`), locked until it is closed.
 
         A download killed halfway leaves only this file, which no reader ever takes for an
         object; a later sweep sees its lock gone and removes it.
@@ -147,7 +166,8 @@ class ObjectStore:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX)
-            file = os.fdopen(fd, "wb")
+            file = TempFile(io.FileIO(fd, "wb"))
+            file.budget = self.budget
         except BaseException:
             os.close(fd)
             with contextlib.suppress(OSError):

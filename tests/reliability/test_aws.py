@@ -290,6 +290,42 @@ def test_object_replaced_while_it_downloads_is_cached_as_one_whole_version(
         assert f.read() == v2, "a stale ETag kept the wrong version"
 
 
+def test_object_replaced_while_its_ranged_parts_download_fails_cleanly_and_never_mixes(
+    origin: Origin, default: Any, fake_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same fault on the ranged path (parts of 1 MiB, each pinned with IfMatch)."""
+    monkeypatch.setenv("TIERED_CACHE_S3_PART_BYTES", str(2**20))
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="bucket")
+    v1, v2 = os.urandom(3 * 2**20), os.urandom(3 * 2**20)
+    client.put_object(Bucket="bucket", Key="model.bin", Body=v1)
+    replaced = []
+
+    def replace_after_headers(parsed: Any, **_: Any) -> None:
+        if not replaced:  # the first GET's headers are in; the object changes before the parts
+            replaced.append(1)
+            client.put_object(Bucket="bucket", Key="model.bin", Body=v2)
+
+    gets: list[str] = []
+    events = boto3._get_default_session().events
+    events.register("after-call.s3.GetObject", replace_after_headers)
+    events.register("before-call.s3.GetObject", lambda **_: gets.append("GetObject"))
+    with pytest.raises(SourceError, match="changed while it downloaded"):
+        s3.get_entry(s3Uri="s3://bucket/model.bin", max_age_in_seconds=60)
+    assert replaced
+    root = default.directory
+    assert os.listdir(os.path.join(root, "tmp")) == []
+    assert os.listdir(os.path.join(root, "objects")) == []
+    before = len(gets)
+    path = s3.get_entry(s3Uri="s3://bucket/model.bin", max_age_in_seconds=60)
+    assert len(gets) == before + 1 + 3  # nothing was kept: one GET + 3 parts
+    with open(path, "rb") as f:
+        assert f.read() == v2
+    fake_clock.advance(61)  # revalidate: the ETag stored is the one the parts were pinned to
+    assert s3.get_entry(s3Uri="s3://bucket/model.bin", max_age_in_seconds=60) == path
+    assert len(gets) == before + 5
+
+
 @pytest.mark.slow
 def test_killed_s3_download_leaves_no_file_that_passes_for_complete(
     tmp_path: Any, workers: Workers
