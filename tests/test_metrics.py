@@ -518,3 +518,45 @@ def test_the_default_cache_is_counted_too(emf: Lines) -> None:
     document = emf.one()
     assert document["loads"] == 1
     assert document["memory_hits"] == 1
+
+
+# -- the Lambda lifecycle ---------------------------------------------------------------------
+
+_LIFECYCLE = """
+import sys
+import tiered_cache as tiered
+from tiered_cache import _metrics
+from awslambdaric.lambda_runtime_hooks_runner import run_after_restore
+
+@tiered.cache(key="config", ttl=600)
+def config():
+    return "v"
+
+config()                           # INIT (a cold start, or the snapshot's INIT)
+if sys.argv[1] == "snapstart":
+    run_after_restore()            # what the runtime does in each restored environment
+print("first-invocation")
+config()
+_metrics.after_invocation()
+"""
+
+
+@pytest.mark.parametrize(
+    ("start", "first_line"),
+    [("cold", {"loads": 1, "memory_hits": 1}), ("snapstart", {"loads": 1, "memory_hits": 0})],
+)
+def test_init_work_is_in_the_first_line_unless_restored_from_a_snapshot(
+    python_subprocess: Any, tmp_path: Path, start: str, first_line: dict[str, int]
+) -> None:
+    """A cold start's INIT load is reported with the first invocation; after a SnapStart
+    restore only the environment's own work is (every clone would report the INIT load)."""
+    out = python_subprocess(
+        _LIFECYCLE,
+        start,
+        env={"TIERED_CACHE_METRICS": "emf", "TIERED_CACHE_DIR": str(tmp_path / "c")},
+    )
+    before, after = out.stdout.split("first-invocation\n")
+    assert before == ""
+    (line,) = after.splitlines()
+    document = emf_document(line)
+    assert {name: document[name] for name in first_line} == first_line
