@@ -125,9 +125,9 @@ def main() -> None:
         print(f"{case:58} {value:8.0f}ns {base:8.0f}ns {value / base:6.2f}x")
     print()
     print(f"imports (cumulative -X importtime, compiled, medians of {runs} fresh interpreters):")
-    print(f"  import tiered_cache                            {base_import:8.0f} µs")
-    print(f"  tiered_cache._core, after it (what a miss loads) {core_import:6.0f} µs")
-    print(f"  tiered_cache._metrics, after those             {metrics_import:8.0f} µs")
+    print(f"  {'import tiered_cache':48} {base_import:8.0f} µs")
+    print(f"  {'tiered_cache._core, after it (what a miss loads)':48} {core_import:8.0f} µs")
+    print(f"  {'tiered_cache._metrics, after those':48} {metrics_import:8.0f} µs")
 
 
 if __name__ == "__main__":
