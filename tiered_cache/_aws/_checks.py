@@ -38,10 +38,12 @@ class Options(TypedDict, total=False):
     region_name: str  #: the region to make the client for (part of the cache key)
     #: handler decorators only: on these errors, refresh the value and call the handler again
     refresh_on: type[Exception] | tuple[type[Exception], ...]
+    #: handler decorators only: a Powertools ``Metrics`` object to add the cache's metrics to
+    metrics: Any
 
 
-#: Options every getter takes (``refresh_on`` is the handler decorators' own).
-_COMMON: Final = frozenset(Options.__annotations__) - {"refresh_on"}
+#: Options every getter takes (``refresh_on`` and ``metrics`` are the handler decorators' own).
+_COMMON: Final = frozenset(Options.__annotations__) - {"refresh_on", "metrics"}
 # -- validation -----------------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from .. import _config, _flight, _hit
+from .. import _config, _flight, _hit, _metrics
 from ._plan import Spec, load, plan_for
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,6 +65,10 @@ _RETRY_EPILOGUE: Final = (
 finally:
     current[0] = previous"""
 )
+
+# With metrics on (TIERED_CACHE_METRICS=emf, or metrics= given): after the handler, whether it
+# returned or raised, the counts since the last line are written (or added to ``metrics``).
+_REPORT: Final = "\n    report(metrics)"
 
 #: ``failed`` returns this when the error is to propagate unchanged.
 RAISE: Final = object()
@@ -106,13 +110,17 @@ def handler_decorator(
     file: bool = False,
     owner: str = "cache",
     refresh_on: Any = None,
+    metrics: Any = None,
 ) -> Callable[[F], F]:
     """A decorator for ``handler(event, context)`` setting ``context.<entry name>``.
 
     ``make_spec`` validates the decorator's arguments; it runs when the handler is first
     called (and again on every call while it raises), never at decoration, so importing a
-    handler module cannot fail. ``refresh_on`` (None: no retry) is checked then too, and so is
-    the handler's signature. ``file``: the value is a path that must still exist (S3).
+    handler module cannot fail. ``refresh_on`` (None: no retry) and ``metrics`` (a Powertools
+    ``Metrics``, or None) are checked then too, and so is the handler's signature. With
+    ``metrics`` or ``TIERED_CACHE_METRICS=emf`` (read when the handler is decorated), each
+    invocation ends with ``_metrics.after_invocation``; otherwise no metrics code is generated.
+    ``file``: the value is a path that must still exist (S3).
     ``owner`` names the decorator in messages (``ssm.cache``). The wrapper's hit path is
     generated from the one rule; its miss binds it (key, age, attribute and cache, in its
     closure cells) to the current default cache.
@@ -121,12 +129,14 @@ def handler_decorator(
     def decorator(func: F) -> F:
         inner = _declared_below(func)
         retries = refresh_on is not None or any(below.retries for _, below in inner)
+        report = metrics is not None or _metrics.enabled()
         checked: list[bool] = []
 
         def miss(context: Any) -> Any:
             if not checked:
                 _check_signature(func, owner)
                 catch = _check_refresh_on(refresh_on, owner)
+                _metrics.check_metrics(metrics, owner)
                 checked.append(True)
                 own.catch = catch
             plan = plan_for(make_spec())
@@ -172,7 +182,8 @@ def handler_decorator(
             file=file,
             hit="value = entry.value",
             miss="else:\n    value = miss(context)",
-            epilogue=_RETRY_EPILOGUE if retries else _HANDLER_EPILOGUE,
+            epilogue=(_RETRY_EPILOGUE if retries else _HANDLER_EPILOGUE)
+            + (_REPORT if report else ""),
             cells={
                 "key": "",
                 "age": 0.0,
@@ -180,8 +191,10 @@ def handler_decorator(
                 "miss": miss,
                 "func": func,
                 "failed": failed,
+                "metrics": metrics,
             },
             namespace={
+                "report": _metrics.after_invocation,
                 "current": _flight.handler_context,
                 "no_context": _no_context,
                 "RAISE": RAISE,

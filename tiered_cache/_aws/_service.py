@@ -322,8 +322,11 @@ class Service:
         given = dict(zip(names, args, strict=False))
         options = dict(args[-1])
         refresh_on = options.pop("refresh_on", None)  # the decorator's own: not the source's
+        metrics = options.pop("metrics", None)  # the decorator's own too
         build = functools.partial(self.spec, owner, given, options)
-        return handler_decorator(build, file=self.file, owner=owner, refresh_on=refresh_on)
+        return handler_decorator(
+            build, file=self.file, owner=owner, refresh_on=refresh_on, metrics=metrics
+        )
 
     def _miss(self, owner: str, *args: Any) -> Any:
         """A generated getter's miss path: validate (memoized), bind its hit path, load."""
