@@ -23,7 +23,7 @@ Large objects: every miss starts with one GET (conditional when revalidating). A
 at most ``TIERED_CACHE_S3_PART_BYTES`` (8 MiB by default) is streamed from that GET, as
 above. A larger one leaves that stream after its headers and is downloaded by boto3's
 transfer manager (s3transfer) in parallel ranged GETs of that many bytes, at most
-``MAX_CONCURRENCY`` (8) at a time, each written at its offset in the temporary file (never
+``MAX_CONCURRENCY`` (10) at a time, each written at its offset in the temporary file (never
 held whole in memory) and each pinned with ``IfMatch`` to the ETag of the first GET: an object
 replaced while it downloads fails that download with ``SourceError`` (nothing is stored; ask
 again) and the file never mixes two versions.
@@ -95,12 +95,13 @@ CHUNK: Final = 1024 * 1024
 PART_BYTES: Final = 8 * 2**20
 #: The smallest part size the variable may set (smaller values are logged and ignored).
 MIN_PART_BYTES: Final = 64 * 1024
-#: Ranged GETs in flight at once per download. About 90 MB/s each, so 8 fill a ~700 MB/s
-#: Lambda network; the memory they hold is bounded by ``_IO_QUEUE`` chunks, whatever the
-#: object's size, so it suits the smallest memory sizes too.
-MAX_CONCURRENCY: Final = 8
-#: s3transfer's queue of chunks waiting to be written (each 256 KiB): at most 16 MiB held.
-_IO_QUEUE: Final = 64
+#: Ranged GETs in flight at once per download (one S3 connection carries about 90 MB/s): the
+#: size of the client's connection pool (botocore's default ``max_pool_connections``). The
+#: memory held is one 256 KiB chunk per part in flight plus ``_IO_QUEUE`` chunks, whatever the
+#: object's size (benchmarks/_large.py measures the peak RSS), so it suits small Lambdas too.
+MAX_CONCURRENCY: Final = 10
+#: s3transfer's queue of chunks waiting to be written (each 256 KiB): at most 8 MiB held.
+_IO_QUEUE: Final = 32
 
 
 class _Objects(_aws.Service):
