@@ -26,7 +26,9 @@ transfer manager (s3transfer) in parallel ranged GETs of that many bytes, at mos
 ``MAX_CONCURRENCY`` (10) at a time, each written at its offset in the temporary file (never
 held whole in memory) and each pinned with ``IfMatch`` to the ETag of the first GET: an object
 replaced while it downloads fails that download with ``SourceError`` (nothing is stored; ask
-again) and the file never mixes two versions.
+again) and the file never mixes two versions. The part size is read from the environment at
+each download (an integer of at least 64 KiB; anything else is logged and the default used).
+The transfer's threads live only inside the call that downloads: none is left running.
 
 An object larger than the whole disk budget is refused from the first GET's headers, before
 its body moves: ``TieredCacheError`` naming both sizes and ``TIERED_CACHE_DISK_BYTES``. The
@@ -43,8 +45,8 @@ IAM: ``s3:GetObject`` on the objects (and ``s3:ListBucket`` on the bucket, so th
 key is answered with ``NoSuchKey`` rather than ``AccessDenied``).
 
 Errors: ``InvalidS3UriError`` (also a ``ValueError``) for a URI not of the form
-``s3://bucket/key``; ``NotFoundError`` for a missing key, or a missing bucket (the message
-names the bucket: ``NoSuchBucket``); ``__cause__``: the ``ClientError``; remembered for up to
+``s3://bucket/key``; ``NotFoundError`` for a missing key or bucket (a missing bucket's message
+names the bucket and ``NoSuchBucket``; ``__cause__``: the ``ClientError``; remembered for up to
 10 s); ``SourceError`` for other failures; ``TieredCacheError`` for an object larger than the
 disk budget.
 
