@@ -26,9 +26,11 @@ transfer manager (s3transfer) in parallel ranged GETs of that many bytes, at mos
 ``MAX_CONCURRENCY`` (10) at a time, each written at its offset in the temporary file (never
 held whole in memory) and each pinned with ``IfMatch`` to the ETag of the first GET: an object
 replaced while it downloads fails that download with ``SourceError`` (nothing is stored; ask
-again) and the file never mixes two versions. The part size is read from the environment at
-each download (an integer of at least 64 KiB; anything else is logged and the default used).
-The transfer's threads live only inside the call that downloads: none is left running.
+again) and the file never mixes two versions. (An older s3transfer, without
+``TransferMeta.provide_object_etag``, cannot pin parts: large objects are then streamed from
+the one GET instead.) The part size is read from the environment at each download (an integer
+of at least 64 KiB; anything else is logged and the default used). The transfer's threads live
+only inside the call that downloads: none is left running.
 
 An object larger than the whole disk budget is refused from the first GET's headers, before
 its body moves: ``TieredCacheError`` naming both sizes and ``TIERED_CACHE_DISK_BYTES``. The
@@ -303,7 +305,7 @@ def _fetch_file(request: _aws.Request, dest: IO[bytes], version: str | None) -> 
                 _remember(refused, uri, now, window, etag, size)
             raise _too_big(bucket, key, size, budget)
         part = part_bytes()
-        if size is not None and size > part and etag:
+        if size is not None and size > part and etag and _can_pin():
             body.close()  # leave this stream after its headers: the parts come pinned to etag
             _download_parts(client, bucket, key, etag, size, part, dest)
         else:
@@ -357,6 +359,15 @@ def _too_big(bucket: str, key: str, size: int, budget: int) -> TieredCacheError:
         "ephemeral storage) to cache it. Refused before its body was downloaded; asked again "
         "after the negative-cache window (up to 10 s)"
     )
+
+
+def _can_pin() -> bool:
+    """Can s3transfer pin every part to a given ETag? (``TransferMeta.provide_object_etag``
+    puts ``IfMatch`` on each ranged GET; older releases lack it.) Without it the parts could
+    mix versions, so objects are then streamed from the one GET instead, as before."""
+    from s3transfer.futures import TransferMeta
+
+    return hasattr(TransferMeta, "provide_object_etag")
 
 
 def _download_parts(

@@ -340,3 +340,18 @@ def test_a_missing_bucket_says_the_bucket_is_missing(default: Any, calls: Calls)
 def test_a_missing_key_still_names_the_object(default: Any, s3_client: Any) -> None:
     with pytest.raises(NotFoundError, match=r"S3 object 's3://bucket/none' does not exist"):
         s3.get_entry("s3://bucket/none")
+
+
+def test_an_s3transfer_that_cannot_pin_parts_streams_the_one_get(
+    default: Any, s3_client: Any, calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """s3transfer before 0.11 has no TransferMeta.provide_object_etag (simulated here): its
+    parts would carry no IfMatch, so the object comes whole from the first GET instead."""
+    from s3transfer.futures import TransferMeta
+
+    monkeypatch.delattr(TransferMeta, "provide_object_etag")
+    body = os.urandom(5 * PART)
+    put(s3_client, body)
+    assert read(s3.get_entry(URI)) == body
+    assert calls.count("GetObject") == 1
+    assert ranges(calls) == []
