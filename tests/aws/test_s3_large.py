@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,10 @@ def test_a_large_object_comes_in_ranged_parts_pinned_to_the_first_etag(
 ) -> None:
     body = os.urandom(5 * PART + 123)
     etag = put(s3_client, body)
+    threads = set(threading.enumerate())
     path = s3.get_entry(s3Uri=URI)
     assert read(path) == body
+    assert set(threading.enumerate()) <= threads, "the transfer left threads running"
     first, *rest = calls.requests("GetObject")
     assert "Range" not in first
     assert "IfMatch" not in first
