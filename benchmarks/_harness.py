@@ -241,8 +241,9 @@ class Origin:
     boto3.session.Session().client, s3transfer), gets two handlers on its own event emitter:
     ``before-call`` counts the call, ``after-call`` (which botocore emits before it raises an
     error for a 304 or a 404) accrues ``LATENCY_S[service]`` plus, for S3 GetObject, the body
-    bytes at ``S3_BANDWIDTH``. ``mode="sleep"`` sleeps for real; ``mode="virtual"`` only adds
-    the time to ``self.injected`` so a caller can add it to the wall time it measured.
+    bytes read at ``S3_BANDWIDTH`` (charged as the body is read). ``mode="sleep"`` sleeps for
+    real; ``mode="virtual"`` only adds the time to ``self.injected`` so a caller can add it to
+    the wall time it measured.
     """
 
     def __init__(self, mode: str = "virtual") -> None:
@@ -279,7 +280,7 @@ class Origin:
         self.calls[service] += 1
         self.ops[f"{service}.{model.name}"] += 1
 
-    def _after(self, http_response: Any, model: Any, **_: Any) -> None:
+    def _after(self, http_response: Any, model: Any, parsed: Any = None, **_: Any) -> None:
         if self.paused:
             return
         service = model.service_model.service_name
@@ -287,12 +288,47 @@ class Origin:
         if http_response.status_code == 304:
             self.ops[f"{service}.{model.name}: 304"] += 1
         if model.name == "GetObject" and http_response.status_code in (200, 206):
-            size = int(http_response.headers.get("content-length", 0) or 0)
-            self.body_bytes += size
-            delay += size / S3_BANDWIDTH
+            body = parsed.get("Body") if isinstance(parsed, dict) else None
+            if body is not None and hasattr(body, "read"):
+                self._meter(body)  # bandwidth for the bytes read, as they are read
+            else:
+                size = int(http_response.headers.get("content-length", 0) or 0)
+                self.body_bytes += size
+                delay += size / S3_BANDWIDTH
+        self._spend(delay)
+
+    def _spend(self, delay: float) -> None:
         if self.mode == "sleep":
             time.sleep(delay)
         self.injected += delay
+
+    def _meter(self, body: Any) -> None:
+        """Charge ``S3_BANDWIDTH`` for the bytes of ``body`` as they are read: a library that
+        closes a body after its headers (and fetches the object another way) pays for the
+        bytes it read, not for the whole object. Every read path of botocore's StreamingBody
+        (``read``, ``iter_chunks``, iteration) goes through its ``read``, or ``readinto``."""
+        read = body.read
+        origin = self
+
+        def metered(*args: Any, **kwargs: Any) -> Any:
+            data = read(*args, **kwargs)
+            if not origin.paused:
+                origin.body_bytes += len(data)
+                origin._spend(len(data) / S3_BANDWIDTH)
+            return data
+
+        body.read = metered
+        readinto = getattr(body, "readinto", None)
+        if readinto is not None:
+
+            def metered_into(buffer: Any) -> int:
+                count: int = readinto(buffer)
+                if not origin.paused:
+                    origin.body_bytes += count
+                    origin._spend(count / S3_BANDWIDTH)
+                return count
+
+            body.readinto = metered_into
 
     @property
     def total(self) -> int:

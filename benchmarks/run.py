@@ -497,10 +497,10 @@ def scenario_large(cfg: dict[str, Any], ctx: dict[str, Any], p: Progress) -> dic
 
 
 LARGE_FIRST_GET = (
-    "tiered-cache fetches an object above 8 MiB with one GET, whose stream it leaves after the "
-    "headers, then ranged parts: the injected model counts that GET's whole body (so body MB "
-    "and injected ms count the object twice there), while an origin sends only what is in "
-    "flight when the client leaves (about 0.25 MB in 4b, where the origin counts bytes sent)."
+    "tiered-cache fetches an object above 8 MiB with one GET, whose body it closes after the "
+    "headers, then ranged parts (one GET each, pinned to the first ETag): the injected model "
+    "charges bandwidth for the bytes each library reads, as it reads them, so the closed body "
+    "costs its 40 ms and no bytes."
 )
 
 
