@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import diskcache
 import pytest
 
 from tiered_cache import _serial
@@ -86,8 +87,9 @@ def test_a_put_whose_guard_saw_the_current_row_replaces_it(disk: DiskTier) -> No
 
 def test_a_damaged_current_row_counts_as_none(disk: DiskTier) -> None:
     put(disk, "k", entry("v", 500.0))
-    raw = disk._db()
+    raw = diskcache.Cache(disk.db_dir)  # the store is diskcache's schema: plant with it
     raw.set(disk_key("k"), b"TC\x01garbage")  # an envelope no decoder accepts
+    raw.close()
     assert put(disk, "k", entry("new", 100.0), Guard(100.0, None)) is None
     assert disk.get("k").value == "new"  # type: ignore[union-attr]
 

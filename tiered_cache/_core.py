@@ -704,7 +704,10 @@ class TieredCache:
             self._memory.put(key, stored, None, lifetime, guard)
             return stored.value  # type: ignore[no-any-return]
         finally:
-            dest.close()
+            # A full disk left bytes in the buffer: close flushes them again, fails again (the
+            # fault is handled above), and still closes the file and its lock: never raw.
+            with contextlib.suppress(OSError):
+                dest.close()
 
     # -- introspection -------------------------------------------------------------------------
 

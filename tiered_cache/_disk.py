@@ -12,8 +12,9 @@ Every value is stored inline in SQLite, so a write is one transaction: a reader 
 envelope or the new one, never a mix. Nothing is ever unpickled by the store itself: rows that
 diskcache would unpickle, or that point at its own value files, are refused and removed. The
 schema is diskcache 5's; this module reads and writes its rows with its own SQL (one statement
-per read, no per-call ``getpid``), and leaves creating the store, its settings and its
-per-connection pragmas to diskcache.
+per read, no per-call ``getpid``). ``_store`` opens the database with ``sqlite3`` alone and
+makes it, when missing, with diskcache's own statements, settings and per-connection pragmas:
+a cold start never imports diskcache nor runs its set-up (about 8-13 ms).
 
 Guarded writes: ``put(..., guard)`` and ``commit_file(..., guard)`` read the key's current row
 and write in one ``BEGIN IMMEDIATE`` transaction, so ``guard.allows(current)`` and the write
@@ -70,6 +71,7 @@ from ._entry import FLAG_FILE, Entry, Guard, decode, encode
 from ._log import log
 from ._objects import ORPHAN_AGE, ObjectStore, file_payload, object_fields, payload_name
 from ._objects import valid_name as _valid_name
+from ._store import Store
 from .exceptions import UnsafeCacheDirectoryError
 
 __all__ = [
@@ -158,25 +160,6 @@ def default_budget(path: str) -> int:
     except OSError:
         return 256 * 2**20
     return max(2**20, min(GIB, info.f_blocks * info.f_frsize // 2))
-
-
-def _safe_disk_class() -> type[Any]:
-    """A diskcache ``Disk`` that stores bytes inline and never unpickles or follows a file."""
-    import sqlite3
-
-    import diskcache
-
-    class SafeDisk(diskcache.Disk):  # type: ignore[misc]
-        def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
-            if mode != diskcache.core.MODE_RAW or filename is not None:
-                raise _RefusedRowError(mode)
-            return bytes(value) if isinstance(value, sqlite3.Binary) else value
-
-    return SafeDisk
-
-
-class _RefusedRowError(Exception):
-    """A row this store did not write (a pickle or a file reference)."""
 
 
 def _wall() -> float:
@@ -270,13 +253,9 @@ class DiskTier:
 
     def _fault(self, exc: BaseException) -> None:
         """Account for a disk exception; never re-raises it."""
-        import sqlite3  # (sqlite3 and diskcache load with the store: not at import)
+        import sqlite3  # (sqlite3 loads with the store: not at import)
 
-        import diskcache
-
-        if isinstance(exc, diskcache.Timeout) or (
-            isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
-        ):
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             self.timeouts += 1
             return
         self.errors += 1
@@ -345,22 +324,10 @@ class DiskTier:
     def _open(self) -> Any:
         import sqlite3
 
-        import diskcache
-
         for sub in self._dirs:
             verify_directory(sub)  # a planted symlink here would lead sweeps and writes outside
-        settings: dict[str, Any] = {
-            "disk_min_file_size": 2**62,  # every value inline: one transaction per write
-            "eviction_policy": "least-recently-stored",
-            "size_limit": 2**62,  # the budget is enforced here, counting every file
-            "cull_limit": 0,
-            "sqlite_journal_size_limit": 2**20,
-            "sqlite_mmap_size": 0,  # a file truncated under a mapping would kill the process
-        }
         try:
-            cache = diskcache.Cache(
-                self.db_dir, timeout=self.timeout, disk=_safe_disk_class(), **settings
-            )
+            cache = Store(self.db_dir, self.timeout)  # diskcache's schema, without diskcache
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):
                 raise
@@ -372,9 +339,7 @@ class DiskTier:
             self.corrupt += 1
             self._warned = True
             self._remove_database()
-            cache = diskcache.Cache(
-                self.db_dir, timeout=self.timeout, disk=_safe_disk_class(), **settings
-            )
+            cache = Store(self.db_dir, self.timeout)
         if not self._swept:
             self._swept = True
             self._sweep(cache)  # self._cache is not set yet: pass the store the sweep must ask
@@ -829,10 +794,15 @@ class DiskTier:
     def _referenced(cache: Any, name: str) -> bool:
         dkey = name.split("-", 1)[0]
         try:
-            data = cache.get(dkey)
+            row = cache._sql(_GET, (dkey,)).fetchone()
         except Exception:
             return True  # cannot tell: keep it
-        return data is not None and name.encode() in data
+        if row is None:
+            return False
+        data, mode, filename = row
+        if mode != _MODE_RAW or filename is not None or type(data) is not bytes:
+            return True  # a row this store did not write: cannot tell, keep it
+        return name.encode() in data
 
 
 def _total(con: Any) -> int:

@@ -84,6 +84,9 @@ found["files"] = {
     for name in ("tiered_cache", "diskcache", "boto3", "botocore")
     if name in sys.modules
 }
+import diskcache  # the store is its schema; the library itself no longer imports it
+found["diskcache"] = len(diskcache.Cache(os.path.join(directory, "db")))  # rows the cache wrote
+found["files"]["diskcache"] = diskcache.__file__
 found["version"] = tiered.__version__
 print(json.dumps(found))
 """
@@ -145,6 +148,7 @@ def test_the_layer_holds_the_cache_and_works_with_only_boto3_beside_it(
     first, second = run(), run()  # -S: no site-packages; the path is the layer and boto3
     assert first["files"]["tiered_cache"].startswith(layer)
     assert first["files"]["diskcache"].startswith(layer)
+    assert first["diskcache"] >= 2  # diskcache from the layer reads what the cache wrote
     assert first["files"]["botocore"].startswith(boto)
     assert first["outside"] == [], "modules came from outside the layer and boto3"
     assert first["version"] == metadata.version("tiered-cache")

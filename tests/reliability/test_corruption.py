@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import IO, Any
 
+import diskcache
 import pytest
 
 from tiered_cache._disk import disk_key
@@ -44,8 +45,9 @@ def test_damaged_row_is_a_miss_and_a_clean_reload(
 ) -> None:
     writer = make_cache(ttl=600)
     writer.set("k", VALUE)
-    raw = writer._disk._db()
+    raw = diskcache.Cache(writer._disk.db_dir)  # the store is diskcache's schema: damage with it
     raw.set(disk_key("k"), DAMAGES[damage](raw.get(disk_key("k"))))
+    raw.close()
 
     reader = make_cache(ttl=600)  # empty memory: reads the damaged row
     assert reader.get("k") is None
