@@ -48,7 +48,14 @@ _clients_lock = threading.Lock()
 
 
 def get_client(service: str, region: str | None = None, session: Any = None) -> Any:
-    """The process's client for ``service`` in ``region`` (made once, standard retries)."""
+    """The process's client for ``service`` in ``region`` (made once, standard retries).
+
+    Made as a bare ``boto3.client(service)`` is (the default session, boto3's region
+    resolution), plus the standard retry mode. When boto3 finds no region (it reads
+    ``AWS_DEFAULT_REGION`` and the config file), ``AWS_REGION`` is used: Lambda sets both, a
+    shell often only the first. No region at all raises :class:`SourceError` naming both
+    variables. Thread-safe.
+    """
     key = (service, region, id(session))
     found = _clients.get(key)
     if found is not None:
@@ -56,24 +63,52 @@ def get_client(service: str, region: str | None = None, session: Any = None) -> 
     with _clients_lock:
         found = _clients.get(key)
         if found is None:
-            from botocore.config import Config
-            from botocore.exceptions import BotoCoreError
-
-            config = Config(retries={"mode": "standard"})
-            try:
-                if session is None:
-                    import boto3
-
-                    client = boto3.client(service, region_name=region, config=config)  # type: ignore[call-overload]
-                else:
-                    client = session.client(service, region_name=region, config=config)
-            except BotoCoreError as exc:
-                raise SourceError(
-                    f"tiered-cache: cannot make a {service} client: {exc}; set AWS_REGION, "
-                    "or pass region_name=, session= or client="
-                ) from exc
+            client = _make_client(service, region, session)
             found = _clients[key] = (session, client)  # the session is kept: its id stays unique
     return found[1]
+
+
+def _make_client(service: str, region: str | None, session: Any) -> Any:
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, NoRegionError
+
+    config = Config(retries={"mode": "standard"})
+    if session is None:
+        import boto3
+
+        make: Any = boto3.client
+    else:
+        make = session.client
+    try:
+        try:
+            return make(service, region_name=region, config=config)
+        except NoRegionError:
+            fallback = os.environ.get("AWS_REGION", "").strip()
+            if region or not fallback:
+                raise
+            return make(service, region_name=fallback, config=config)
+    except NoRegionError as exc:
+        raise SourceError(
+            f"tiered-cache: cannot make {_article(service)} {service} client: no AWS region is "
+            "configured; set AWS_REGION or AWS_DEFAULT_REGION, or pass region_name=, session= "
+            "or client="
+        ) from exc
+    except BotoCoreError as exc:
+        reason = str(exc).rstrip(". ")
+        raise SourceError(
+            f"tiered-cache: cannot make {_article(service)} {service} client: {reason}; pass "
+            "region_name=, session= or client= to choose another"
+        ) from exc
+
+
+#: Service names read out letter by letter whose first letter sounds like a vowel ("an ssm").
+_SPELLED: Final = frozenset({"ssm", "s3", "sqs", "sns", "ses", "sts", "rds", "ecs", "ecr", "emr"})
+
+
+def _article(service: str) -> str:
+    """ "an" before a vowel sound as the name is read out ("an ssm", "an appconfigdata"), else
+    "a" ("a secretsmanager", "a dynamodb")."""
+    return "an" if service in _SPELLED or service[:1] in "aeiou" else "a"
 
 
 def region_for(service: str, options: Mapping[str, Any]) -> str:
@@ -88,7 +123,8 @@ def region_for(service: str, options: Mapping[str, Any]) -> str:
     session = options.get("session")
     if session is not None and session.region_name:
         return str(session.region_name)
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    # What boto3 reads first (AWS_DEFAULT_REGION), then get_client's fallback (AWS_REGION).
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
     if region:
         return region
     try:
