@@ -10,7 +10,9 @@ for the tier's settings, and, when the schema is missing or incomplete, makes it
 statements and settings rows ``diskcache.Cache(directory, **SETTINGS)`` writes. Any number of
 processes may open a new database at once: the first to take the write lock makes the schema,
 the others find it made. The database stays a valid diskcache store that ``diskcache.Cache``
-opens as its own (tests check that both make the same schema and settings).
+opens as its own (tests check that both make the same schema and settings). A database this
+process may be the one to make is made with ``synchronous=OFF`` until its schema is in (see
+``Store.__init__``); rows are always written with ``synchronous=1`` (NORMAL, in WAL mode).
 
 Thread-safe: one connection per thread (the disk tier wraps each in a ``_connections``
 ``Connection``). Not fork-aware by itself: after a fork the disk tier forgets the whole store
