@@ -189,7 +189,6 @@ def build_powertools(names: dict[str, str], ttl: float, directory: str, clock: A
         "get_secret": "parameters.get_secret(S, max_age=A)",
         "DynamoDBProvider.get": "items.get(I, max_age=A)",
     }
-    items.get(names["item"], max_age=age)  # warmed with the others, before calls are counted
     p.note = "no S3 provider and no generic function decorator in Powertools parameters"
     return p
 
@@ -305,7 +304,6 @@ def build_tiered_aws(names: dict[str, str], ttl: float, directory: str, clock: A
         p.stmts["dynamodb.get_entry"] = (
             "dynamodb.get_entry(table=T, key=K, attribute='value', max_age_in_seconds=A)"
         )
-        eval(p.stmts["dynamodb.get_entry"], p.ns)  # noqa: S307 - warmed with ssm and secret
     p.note = "secrets memory-only by default; S3 revalidated with If-None-Match"
     return p
 
