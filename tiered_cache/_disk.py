@@ -63,6 +63,8 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from time import monotonic as _monotonic
+from time import sleep as _sleep
 from typing import IO, Any, Final
 
 from . import _flight, _fork, _serial
@@ -810,11 +812,24 @@ def _total(con: Any) -> int:
     return int(row[0]) if row and row[0] else 0
 
 
+#: How long a checkpoint retries while another connection checkpoints (seconds).
+_CHECKPOINT_RETRY: Final = 0.05
+
+
 def _checkpoint_con(con: Any) -> None:
+    """Copy the WAL into the database and truncate it. SQLite answers "busy" at once, without
+    calling the busy handler, while another process runs a checkpoint of its own; so retry for
+    a few ms: giving up there let two writing processes leave the WAL at several times the
+    budget (tests/reliability/test_budget.py, two processes under load)."""
     import sqlite3
 
+    until = _monotonic() + _CHECKPOINT_RETRY
     with contextlib.suppress(sqlite3.Error):
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        while True:
+            busy = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy or not busy[0] or _monotonic() >= until:
+                return
+            _sleep(0.001)  # the other checkpoint is copying pages: a ms or two
 
 
 def _tree_bytes(root: str) -> tuple[int, int]:
