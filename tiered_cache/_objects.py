@@ -162,19 +162,27 @@ class ObjectStore:
         A download killed halfway leaves only this file, which no reader ever takes for an
         object; a later sweep sees its lock gone and removes it.
         """
-        path = os.path.join(self.tmp_dir, os.urandom(16).hex() + ".part")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX)
-            file = TempFile(io.FileIO(fd, "wb"))
-            file.budget = self.budget
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.remove(path)
-            raise
-        _writing.add(path, file)
-        return path, file
+        # Another process's sweep may find the file between its creation and the lock, take
+        # it for a dead writer's and remove it (it removes while it holds the lock, so once the
+        # lock is ours the file is either still linked or gone): then make another.
+        for _ in range(8):
+            path = os.path.join(self.tmp_dir, os.urandom(16).hex() + ".part")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+                if os.fstat(fd).st_nlink == 0:  # swept before the lock was ours
+                    os.close(fd)
+                    continue
+                file = TempFile(io.FileIO(fd, "wb"))
+                file.budget = self.budget
+            except BaseException:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+                raise
+            _writing.add(path, file)
+            return path, file
+        raise OSError(f"tiered-cache: no temporary file in {self.tmp_dir} outlived its sweeps")
 
     def place(self, dkey: str, temp_path: str) -> tuple[str, bytes, int]:
         """Move a finished download into ``objects/``: (final path, its payload, its size).
@@ -287,12 +295,11 @@ def _remove_if_unlocked(path: str) -> int:
             if exc.errno not in _BUSY:
                 raise
             return 0  # a live writer holds it
+        # Removed while the lock is held: a writer that made the file a moment ago and waits
+        # for its lock then finds it unlinked, and makes another (see temp_file).
+        os.remove(path)
     except OSError:
         return 0
     finally:
         os.close(fd)
-    try:
-        os.remove(path)
-    except OSError:
-        return 0
     return size
