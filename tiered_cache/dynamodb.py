@@ -145,10 +145,5 @@ def cache(
 ) -> Callable[[F], F]:
     """Decorate ``handler(event, context)`` to set ``context.<entry_name>`` (default: the
     table's name) to the item; arguments are checked when the handler is called.
-
-    ``refresh_on=(SomeError, ...)``: when the handler raises one of these, the value is
-    refreshed once and the handler called once more (one retry per invocation, for a whole
-    stack of decorators; the handler must be safe to run twice for those errors). A handler
-    that cannot be called as ``handler(event, context)`` is a ``TypeError`` on its first call.
     """
     raise NotImplementedError  # never runs: the base generates the function

@@ -270,11 +270,6 @@ def cache(
     ``entry_name`` defaults to the last segment of the name (``/prod/app/var`` -> ``var``).
     Arguments are checked when the handler is called, not when it is decorated. Stacks with
     the other helpers' decorators; the handler's return value is returned unchanged.
-
-    ``refresh_on=(SomeError, ...)``: when the handler raises one of these, the value is
-    refreshed once and the handler called once more (one retry per invocation, for a whole
-    stack of decorators; the handler must be safe to run twice for those errors). A handler
-    that cannot be called as ``handler(event, context)`` is a ``TypeError`` on its first call.
     """
     raise NotImplementedError  # never runs: the base generates the function
 

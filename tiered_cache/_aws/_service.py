@@ -316,6 +316,7 @@ class Service:
         scope = {"make": functools.partial(self._decorate, owner, sig.names)}
         source = f"def {stub.__name__}({sig.params}):\n    return make({sig.args})\n"
         exec(compile(source, f"<tiered_cache {owner}>", "exec"), scope)  # noqa: S102
+        stub.__doc__ = (stub.__doc__ or "").rstrip() + "\n" + _HANDLER_OPTIONS
         return cast("F", functools.update_wrapper(scope[stub.__name__], stub))
 
     def _decorate(self, owner: str, names: tuple[str, ...], *args: Any) -> Callable[[F], F]:
@@ -409,6 +410,16 @@ class Service:
 
 
 _PLAIN: Final = Option("")
+
+#: What every handler decorator's docstring ends with (its own options, written once).
+_HANDLER_OPTIONS: Final = """
+    ``refresh_on=(SomeError, ...)``: when the handler raises one of these, the value is
+    refreshed once and the handler called once more (one retry per invocation, for a whole
+    stack of decorators; the handler must be safe to run twice for those errors).
+    ``metrics=``: a Powertools ``Metrics`` to add the caches' metrics to after each invocation
+    (see ``TIERED_CACHE_METRICS``). A handler that cannot be called as
+    ``handler(event, context)`` is a ``TypeError`` on its first call.
+    """
 
 #: In ``fetch_batch``'s answer: a secret left out (it is not loaded before a snapshot).
 SKIP: Final = object()
