@@ -28,6 +28,7 @@ failures, ``ValueError`` for a body ``transform`` cannot parse (never quoting it
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -56,7 +57,10 @@ class _Session:
         self.body: bytes | None = None
 
 
-_sessions: dict[tuple[Any, ...], _Session] = {}
+#: Sessions by the client that holds them (weakly: a token is that client's, and a new client
+#: made at a freed one's address must not inherit it), then by what they configure.
+_sessions: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _Session]]
+_sessions = weakref.WeakKeyDictionary()
 
 
 def _forget() -> None:
@@ -84,10 +88,13 @@ class _Configurations(_aws.Service):
         app, env, profile = request.name, request.environment, request.profile
         what = f"AppConfig profile {profile!r} of {app!r}/{env!r} in {request.where}"
         client = request.client()
-        found = (request.region, app, env, profile, request.transform, id(client))
-        if len(_sessions) >= _aws.MEMO_LIMIT:
-            _sessions.clear()
-        session = _sessions.get(found) or _sessions.setdefault(found, _Session())
+        found = (request.region, app, env, profile, request.transform)
+        held = _sessions.get(client)
+        if held is None:
+            held = _sessions.setdefault(client, {})
+        if len(held) >= _aws.MEMO_LIMIT:
+            held.clear()
+        session = held.get(found) or held.setdefault(found, _Session())
         with session.lock:  # one token, one call at a time
             for attempt in (1, 2):
                 if session.token is None:

@@ -7,9 +7,12 @@ that was not expected: a test that queues nothing proves that no call is made.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
+import types
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -227,6 +230,48 @@ def test_a_forked_child_starts_its_own_session(
     fake_clock.advance(61)
     origin.poll("parent-1", "parent-2", b"v3")  # the parent's session goes on with its token
     assert get() == b"v3"
+
+
+class Minimal:
+    """A client of the least shape (its own tokens, named after it): CPython reuses a freed
+    one's address for the next one made, which a memo keyed by ``id(client)`` mistakes for it."""
+
+    meta = types.SimpleNamespace(region_name="us-east-1")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls: list[str] = []
+
+    def start_configuration_session(self, **params: Any) -> dict[str, str]:
+        self.calls.append("start")
+        return {"InitialConfigurationToken": f"{self.name}-0"}
+
+    def get_latest_configuration(self, ConfigurationToken: str) -> dict[str, Any]:
+        self.calls.append(ConfigurationToken)
+        assert ConfigurationToken.startswith(self.name), "a token of another client"
+        body = self.name.encode()
+        return {
+            "NextPollConfigurationToken": f"{self.name}-{len(self.calls)}",
+            "Configuration": StreamingBody(io.BytesIO(body), len(body)),
+        }
+
+
+def test_a_new_client_never_spends_a_freed_clients_token(default: Any, fake_clock: Any) -> None:
+    first = Minimal("first")
+    value = get(client=first)
+    assert value == b"first"
+    address, gone = id(first), weakref.ref(first)
+    del first
+    gc.collect()
+    assert gone() is None  # nothing the library keeps holds the client
+    kept = []  # try for a new client at the freed one's address (CPython often gives it)
+    second = Minimal("second")
+    while id(second) != address and len(kept) < 1000:
+        kept.append(second)
+        second = Minimal("second")
+    fake_clock.advance(61)
+    assert get(client=second) == b"second"
+    assert second.calls == ["start", "second-0"]  # a session of its own
 
 
 def test_the_handler_sets_the_configuration_on_the_context(default: Any, origin: Origin) -> None:

@@ -1,8 +1,10 @@
 """boto3 clients, made lazily once per process, and botocore errors translated.
 
 Clients are made once per (service, region, session) with botocore's standard retry mode;
-``client=`` and ``session=`` (a ``boto3.Session``) inject others. Importing this module does not
-import boto3: the first client does. Botocore errors become :class:`SourceError` (``__cause__``
+``client=`` and ``session=`` (a ``boto3.Session``) inject others. An injected client or session
+is held weakly (:func:`connections`): a handler that makes a new one on every invocation must
+not have each kept alive by the memos. Importing this module does not import boto3: the first
+client does. Botocore errors become :class:`SourceError` (``__cause__``
 is the botocore error), missing things :class:`NotFoundError`.
 
 Thread-safe: clients are made under a lock.
@@ -12,12 +14,21 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from ..exceptions import NotFoundError, SourceError
 
-__all__ = ["call", "client_for", "error_code", "get_client", "region_for", "translate"]
+__all__ = [
+    "call",
+    "client_for",
+    "connections",
+    "error_code",
+    "get_client",
+    "region_for",
+    "translate",
+]
 
 _NOT_FOUND: Final = frozenset(
     {
@@ -43,8 +54,15 @@ _SELECTORS: Final = {
 
 # -- clients ---------------------------------------------------------------------------------
 
-_clients: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}
+#: The default session's clients by (service, region), and an injected session's by the session
+#: (weakly: they go with it; a client holds no reference to its boto3 Session).
+_clients: dict[tuple[str, str | None], Any] = {}
+_by_session: weakref.WeakKeyDictionary[Any, dict[tuple[str, str | None], Any]]
+_by_session = weakref.WeakKeyDictionary()
 _clients_lock = threading.Lock()
+
+#: The options that hold connection objects (held weakly by a memoized call).
+CONNECTIONS: Final = ("client", "session")
 
 
 def get_client(service: str, region: str | None = None, session: Any = None) -> Any:
@@ -56,16 +74,23 @@ def get_client(service: str, region: str | None = None, session: Any = None) -> 
     shell often only the first. No region at all raises :class:`SourceError` naming both
     variables. Thread-safe.
     """
-    key = (service, region, id(session))
-    found = _clients.get(key)
-    if found is not None:
-        return found[1]
-    with _clients_lock:
+    key = (service, region)
+    if session is None:
         found = _clients.get(key)
         if found is None:
-            client = _make_client(service, region, session)
-            found = _clients[key] = (session, client)  # the session is kept: its id stays unique
-    return found[1]
+            with _clients_lock:
+                found = _clients.get(key)
+                if found is None:
+                    found = _clients[key] = _make_client(service, region, None)
+        return found
+    with _clients_lock:
+        table = _by_session.get(session)
+        if table is None:
+            table = _by_session[session] = {}
+        found = table.get(key)
+        if found is None:
+            found = table[key] = _make_client(service, region, session)
+    return found
 
 
 def _make_client(service: str, region: str | None, session: Any) -> Any:
@@ -117,10 +142,10 @@ def region_for(service: str, options: Mapping[str, Any]) -> str:
     region = options.get("region_name")
     if region:
         return str(region)
-    client = options.get("client")
+    client = _live(options.get("client"), "client")
     if client is not None:
         return str(client.meta.region_name or "")
-    session = options.get("session")
+    session = _live(options.get("session"), "session")
     if session is not None and session.region_name:
         return str(session.region_name)
     # What boto3 reads first (AWS_DEFAULT_REGION), then get_client's fallback (AWS_REGION).
@@ -135,10 +160,35 @@ def region_for(service: str, options: Mapping[str, Any]) -> str:
 
 def client_for(service: str, options: Mapping[str, Any]) -> Any:
     """The injected client, else the shared one for the options' region and session."""
-    client = options.get("client")
+    client = _live(options.get("client"), "client")
     if client is not None:
         return client
-    return get_client(service, options.get("region_name"), options.get("session"))
+    return get_client(service, options.get("region_name"), _live(options.get("session"), "session"))
+
+
+def connections(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with an injected client or session replaced by a weak reference to it
+    (objects that take none are kept as they are), for what outlives the call: a memoized
+    request, a memo key. :func:`client_for` and :func:`region_for` read either form."""
+    held = dict(options)
+    for name in CONNECTIONS:
+        value = held.get(name)
+        if value is not None:
+            try:
+                held[name] = weakref.ref(value)
+            except TypeError:  # no weak references to it: held as given
+                pass
+    return held
+
+
+def _live(value: Any, name: str) -> Any:
+    """An option's object, through its weak reference if it is held by one."""
+    if type(value) is not weakref.ReferenceType:
+        return value
+    found = value()
+    if found is None:  # only a request kept past its call could see this
+        raise SourceError(f"tiered-cache: the {name}= this call was made with no longer exists")
+    return found
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -182,3 +232,4 @@ def _reset() -> None:
     """Forget every client made (tests)."""
     with _clients_lock:
         _clients.clear()
+        _by_session.clear()

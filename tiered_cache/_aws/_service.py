@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
 from .. import _config, _hit
 from ..exceptions import ArgumentTypeNotSupportedError
 from ._checks import check_options, entry_name_for, max_age_of
-from ._clients import client_for, region_for
+from ._clients import client_for, connections, region_for
 from ._handler import handler_decorator
 from ._plan import Plan, Spec, freeze, memo_table, remember_hit, resolve, value_of
 
@@ -89,7 +89,8 @@ class Request:
     ``name`` is the thing asked for (None when a list was given: ``names``); ``attr`` the
     context attribute; ``age`` the max age (None: the cache's ttl) and ``age_arg`` the argument
     it came from; ``persist`` and ``shared`` as given (None: not given); ``options`` the keyword
-    options as given (for the client). A source's own options are fields of the request type
+    options as given (for the client; an injected client or session held weakly, so read them
+    through :meth:`client`). A source's own options are fields of the request type
     the base makes for it (``request.decrypt``, ``request.transform``, ...).
     """
 
@@ -333,7 +334,11 @@ class Service:
         """A generated getter's miss path: validate (memoized), bind its hit path, load."""
         options: dict[str, Any] = args[-1]
         values = args[:-1]
-        memo_key = (*map(freeze, values), tuple(sorted(options.items())) if options else ())
+        # An injected client or session is in the key by a weak reference, as in the request.
+        memo_key = (
+            *map(freeze, values),
+            tuple(sorted(connections(options).items())) if options else (),
+        )
         sig = cast("_Signature", self._signature)
         plan = resolve(self._specs, memo_key, self._build, owner, sig.names, values, options)
         if not options:
@@ -378,7 +383,7 @@ class Service:
             self,
         )
         request.persist, request.shared = options.get("persist"), options.get("shared")
-        request.options = dict(options)
+        request.options = connections(options)  # a memoized request keeps no client alive
         request.region = region_for(self.name, options)
         self.check(request)
         parts = [f"aws:{self.kind or self.name}{'' if request.names is None else '-list'}"]
