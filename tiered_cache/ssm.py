@@ -117,7 +117,7 @@ class _Parameters(_aws.Service):
         name = request.name
         if name is None or ":" in name:  # a list, a version or label selector, an ARN
             return None
-        return (
+        return (  # by identity: the client= and session= given, or their weak references
             request.region,
             id(request.options.get("client")),
             id(request.options.get("session")),
