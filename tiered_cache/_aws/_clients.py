@@ -4,8 +4,8 @@ Clients are made once per (service, region, session) with botocore's standard re
 ``client=`` and ``session=`` (a ``boto3.Session``) inject others. An injected client or session
 is held weakly (:func:`connections`): a handler that makes a new one on every invocation must
 not have each kept alive by the memos. Importing this module does not import boto3: the first
-client does. Botocore errors become :class:`SourceError` (``__cause__``
-is the botocore error), missing things :class:`NotFoundError`.
+client does. Botocore errors become :class:`SourceError` (``__cause__`` is the botocore error),
+missing things :class:`NotFoundError`.
 
 Thread-safe: clients are made under a lock.
 """
