@@ -80,9 +80,7 @@ def make_cache(cache_dir: str, fake_clock: FakeClock) -> Callable[..., Any]:
 
     yield make
     for cache in made:
-        disk = cache._disk
-        if disk is not None:
-            disk._close()
+        cache.close()
 
 
 @pytest.fixture

@@ -292,6 +292,11 @@ class DiskTier:
             with contextlib.suppress(OSError):
                 os.remove(path)
 
+    def close(self) -> None:
+        """Close the calling thread's database connection (other threads' close as their
+        threads end); the entries stay, and the next use opens the store again."""
+        self._close()
+
     def _close(self) -> None:
         """Close this thread's connection and forget the store (reopened on next use)."""
         cache, self._cache = self._cache, None

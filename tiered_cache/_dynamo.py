@@ -225,6 +225,18 @@ class DynamoDBTier(_remote.RemoteTier):
                 self._dynamodb = made
             return self._dynamodb  # type: ignore[no-any-return]
 
+    def close(self) -> None:
+        """Close the client this tier made (its idle connections; the next call makes another);
+        a client you gave is yours to close."""
+        if self._given:
+            return
+        with self._make_lock:
+            client, self._dynamodb = self._dynamodb, None
+        close = getattr(client, "close", None)  # botocore 1.29 and later
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+
     def _forget_client(self) -> None:
         """In a forked child: make a client of its own (sockets must not be shared)."""
         self._make_lock = threading.Lock()

@@ -141,6 +141,9 @@ class MemoryTier:
             self.data.clear()
             self.bytes = 0
 
+    def close(self) -> None:
+        """Nothing is held open: the entries stay."""
+
     def stats(self) -> dict[str, int]:
         entries = list(self.data.values())
         return {

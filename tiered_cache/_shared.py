@@ -215,6 +215,15 @@ class SharedTier(_remote.RemoteTier):
                 self._redis = client
             return self._redis
 
+    def close(self) -> None:
+        """Disconnect the idle connections of the client this tier made from its URL (one in
+        use by another thread is left to it); a client you gave is yours to close. The next
+        command connects again."""
+        client = self._redis
+        if self.kwargs is not None and client is not None:
+            with contextlib.suppress(Exception):
+                client.connection_pool.disconnect(inuse_connections=False)
+
     def _run(self, command: Callable[[Any], Any]) -> Any:
         """``command(client)``'s result within the deadline, or ``_remote.FAILED`` (breaker open, or
         any error, a deadline passed included)."""

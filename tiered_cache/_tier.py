@@ -92,3 +92,8 @@ class Tier(Protocol):
         """The tier's single-flight lock for ``key``, waited for at most ``wait`` seconds;
         yields whether it is held. Correctness never depends on it."""
         ...
+
+    def close(self) -> None:
+        """Let go of what the tier holds open for the calling thread (its connections) and of
+        clients it made itself; it stays usable and opens them again on next use."""
+        ...

@@ -24,8 +24,8 @@ class Clock:
 def clock(tmp_path):
     clock = Clock()
     cache = tiered.TieredCache(directory=str(tmp_path / "cache"), clock=clock, jitter=0)
-    with tiered.use_cache(cache):  # the helpers and every @tiered.cache function use it
-        yield clock
+    with cache, tiered.use_cache(cache):  # the helpers and every @tiered.cache function use it
+        yield clock  # (and the cache is closed after the test)
 
 
 def test_values_expire_without_sleeping(clock, monkeypatch):

@@ -368,3 +368,32 @@ def test_a_waiter_gets_the_lock_once_the_holder_releases(
     thread.join()
     assert got == [True]
     assert waiter.lock_timeouts == 0
+
+
+def test_close_disconnects_the_connections_the_tier_made(
+    private_redis: RedisServer, fake_clock: Any
+) -> None:
+    inspector = private_redis.client()  # a server of this test's own: only we connect to it
+    tier = SharedTier(private_redis.url, clock=fake_clock)
+
+    def others() -> int:  # the connections that are not the inspector's
+        return len(inspector.client_list()) - 1
+
+    assert tier.get("k") is None
+    assert others() == 1
+    tier.close()
+    assert others() == 0
+    entry, payload = _entry("after")
+    assert tier.put("k", entry, payload, 60.0) is None  # it connects again
+    got = tier.get("k")
+    assert got is not None
+    assert got.value == "after"
+    tier.close()
+    assert others() == 0
+
+
+def test_close_leaves_a_client_you_gave_alone(rclient: Any, unique_prefix: str) -> None:
+    tier = SharedTier(client=rclient, prefix=unique_prefix)
+    assert tier.get("k") is None
+    tier.close()
+    assert rclient.ping() is True

@@ -551,6 +551,32 @@ class TierSuite:
         assert got is not None
         assert got.value == "theirs"
 
+    # -- close --------------------------------------------------------------------------------
+
+    def test_close_keeps_the_entries_and_the_tier_usable(self, tier: Tier) -> None:
+        self.put(tier, "k", "before")
+        tier.close()
+        got = tier.get("k")
+        assert got is not None, "close() lost an entry"
+        assert got.value == "before"
+        tier.close()
+        tier.close()  # closing a closed tier is harmless
+        self.put(tier, "k", "after", T0 + 1)
+        got = tier.get("k")
+        assert got is not None
+        assert got.value == "after"
+        with tier.lock("k", 0.5) as held:
+            assert held is True
+
+    def test_close_in_another_thread_leaves_this_one_working(self, tier: Tier) -> None:
+        self.put(tier, "k", "mine")
+        _in_thread(lambda: (tier.get("k"), tier.close()))
+        got = tier.get("k")
+        assert got is not None
+        assert got.value == "mine"
+        self.put(tier, "j", "next")
+        assert tier.get("j") is not None
+
     # -- guarded writes -----------------------------------------------------------------------
 
     @needs("guards")
