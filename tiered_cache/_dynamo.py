@@ -414,6 +414,20 @@ class DynamoDBTier(_remote.RemoteTier):
             raise
         return True
 
+    def _free(self, client: DynamoDBClient, name: str) -> bool:
+        """Is the lock ``name`` gone, or its lease run out? (One strongly consistent read.)"""
+        item = client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": name}},
+            ConsistentRead=True,
+            ProjectionExpression="#lease",
+            ExpressionAttributeNames={"#lease": "lease"},
+        ).get("Item")
+        if item is None:
+            return True
+        lease = item.get("lease", {}).get("N")
+        return lease is None or float(lease) < self.clock()
+
     def _release(self, client: DynamoDBClient, name: str, token: str) -> None:
         try:
             client.delete_item(
@@ -432,29 +446,36 @@ class DynamoDBTier(_remote.RemoteTier):
         """Hold ``key``'s fleet lock for the block; yields False after ``wait`` s (at most
         ``lock_wait``) or an error.
 
-        The wait polls with conditional puts (10 ms, doubling up to 100 ms; each is a write
-        unit). The lock lives at most ``lock_lease`` s; the release removes it only if this
-        caller still holds it. While held, this thread's reads of ``key`` are strongly
-        consistent.
+        A conditional put takes it. While another caller holds it, the wait polls by reading
+        the lock (strongly consistent, 10 ms doubling up to 100 ms apart: a read unit, where a
+        failed put is a write unit, five times the price), and puts again only once it is gone
+        or its lease has run out. The lock lives at most ``lock_lease`` s; the release removes
+        it only if this caller still holds it. While held, this thread's reads of ``key`` are
+        strongly consistent.
         """
         name = self.lock_key(key)
         token = secrets.token_hex(16)
         deadline = time.monotonic() + max(0.0, min(wait, self.lock_wait))
         delay = 0.01
         acquired = False
+        free: Any = True  # worth a put: not seen held since the last one
         while True:
-            got = self._run(lambda c: self._take(c, name, token))
-            if got is _remote.FAILED:
-                break
-            if got:
-                acquired = True
-                break
+            if free:
+                got = self._run(lambda c: self._take(c, name, token))
+                if got is _remote.FAILED:
+                    break
+                if got:
+                    acquired = True
+                    break
             left = deadline - time.monotonic()
             if left <= 0:
                 self.lock_timeouts += 1
                 break
             time.sleep(min(delay, left))
             delay = min(delay * 2.0, 0.1)
+            free = self._run(lambda c: self._free(c, name))
+            if free is _remote.FAILED:
+                break
         held = self._held.names
         if acquired:
             held.add(name)

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import pickle
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -265,6 +266,41 @@ def test_the_lock_wait_is_bounded_by_lock_wait(
     assert time.monotonic() - started < 2.0
     assert tier.lock_timeouts == 1
     assert tier.stats()["shared_attempts"] >= 2  # it polled, then gave up
+
+
+def test_a_waiter_polls_by_reading_and_puts_again_only_once_the_lock_is_gone(
+    moto_server: MotoServer, table: str, fake_clock: Any
+) -> None:
+    """A poll is a read unit; a failed conditional put would be a write unit, five times it."""
+    client = moto_server.client()
+    ops: list[str] = []
+    polled = threading.Event()
+
+    def seen(model: Any, params: dict[str, Any], **_: Any) -> None:
+        strong = model.name == "GetItem" and params.get("ConsistentRead")
+        ops.append("read" if strong else model.name)
+        if ops.count("read") == 2:
+            polled.set()
+
+    client.meta.events.register("provide-client-params.dynamodb", seen)
+    waiter = DynamoDBTier(table, client, clock=fake_clock, lock_wait=10.0)
+    holder = DynamoDBTier(table, moto_server.client(), clock=fake_clock)
+    got: list[bool] = []
+
+    def wait_for_the_lock() -> None:
+        with waiter.lock("k", 10.0) as held:
+            got.append(held)
+
+    with holder.lock("k", 0.0) as held:
+        assert held
+        thread = threading.Thread(target=wait_for_the_lock)
+        thread.start()
+        assert polled.wait(10.0), f"the waiter did not poll by reading: {ops}"
+    thread.join(10.0)
+    assert got == [True]
+    assert ops[0] == "PutItem"  # the first try, refused
+    assert ops[-2:] == ["PutItem", "DeleteItem"]  # taken once the holder let go, then released
+    assert set(ops[1:-2]) == {"read"}, ops  # every poll in between a read
 
 
 def test_reads_are_eventually_consistent_except_under_the_fleet_lock(
