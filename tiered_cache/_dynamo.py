@@ -26,9 +26,9 @@ never decides what is fresh. Reached from any Lambda function without a VPC. The
   missing credentials log ONE warning that says what to fix, and switch the tier off for
   ``cool_down`` seconds at a time.
 - Fleet-wide single-flight: :meth:`DynamoDBTier.lock` writes the lock item with a conditional
-  put (``attribute_not_exists(pk) OR lease < :now``), polls within the wait it is given, and
-  releases with a conditional delete that removes the item only while it holds this caller's
-  token. Leases use the wall clock: the fleet's clocks are assumed to agree to well within a
+  put (``attribute_not_exists(pk) OR lease < :now``), polls it by reading within the wait it is
+  given (a read unit where a put is a write unit), and releases with a conditional delete that
+  removes the item only while it holds this caller's token. Leases use the wall clock: the fleet's clocks are assumed to agree to well within a
   lease (10 s).
 
 Thread-safe and process-safe: one client per tier and process, made lazily (boto3 is imported
