@@ -28,8 +28,8 @@ never decides what is fresh. Reached from any Lambda function without a VPC. The
 - Fleet-wide single-flight: :meth:`DynamoDBTier.lock` writes the lock item with a conditional
   put (``attribute_not_exists(pk) OR lease < :now``), polls it by reading within the wait it is
   given (a read unit where a put is a write unit), and releases with a conditional delete that
-  removes the item only while it holds this caller's token. Leases use the wall clock: the fleet's clocks are assumed to agree to well within a
-  lease (10 s).
+  removes the item only while it holds this caller's token. Leases use the wall clock: the
+  fleet's clocks are assumed to agree to well within a lease (10 s).
 
 Thread-safe and process-safe: one client per tier and process, made lazily (boto3 is imported
 on the first call, never by ``import tiered_cache``), dropped in a forked child. It uses boto3's
