@@ -63,8 +63,6 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
-from time import monotonic as _monotonic
-from time import sleep as _sleep
 from typing import IO, Any, Final
 
 from . import _flight, _fork, _serial
@@ -828,13 +826,13 @@ def _checkpoint_con(con: Any) -> None:
     budget (tests/reliability/test_budget.py, two processes under load)."""
     import sqlite3
 
-    until = _monotonic() + _CHECKPOINT_RETRY
+    until = time.monotonic() + _CHECKPOINT_RETRY
     with contextlib.suppress(sqlite3.Error):
         while True:
             busy = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            if not busy or not busy[0] or _monotonic() >= until:
+            if not busy or not busy[0] or time.monotonic() >= until:
                 return
-            _sleep(0.001)  # the other checkpoint is copying pages: a ms or two
+            time.sleep(0.001)  # the other checkpoint is copying pages: a ms or two
 
 
 def _tree_bytes(root: str) -> tuple[int, int]:
